@@ -1,6 +1,11 @@
 //! The rvs fast path.
 //!
-//! `packet` and `net` work on plain byte buffers; `worker` runs the per-lcore loop over a
-//! small I/O trait; `io` is the one module that talks to DPDK.
+//! `packet` and `net` work on plain byte buffers through the `frame::Frame` trait;
+//! `worker` runs the per-lcore loop; `io` (feature `dpdk`) is the one module that talks
+//! to DPDK.
 
+pub mod frame;
+pub mod net;
 pub mod packet;
+pub mod snapshot;
+pub mod stats;

@@ -5,6 +5,7 @@
 //! any `AsRef<[u8]>`, which keeps them unit-testable and fuzzable.
 
 pub mod arp;
+pub mod build;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;

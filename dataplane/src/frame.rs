@@ -1,0 +1,136 @@
+//! The packet-buffer abstraction the fast path works on.
+//!
+//! `io` implements `Frame` over DPDK mbufs; `HeapFrame` implements it over plain memory
+//! for unit tests, packet-level tests and tools. Everything between rx and tx is generic
+//! over it, so no test needs an EAL, hugepages or root.
+
+/// A single-segment packet buffer that can be edited in place and grown or shrunk at
+/// both ends within its head- and tailroom.
+pub trait Frame {
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Grows (within tailroom) or shrinks the data to `len` bytes.
+    fn set_len(&mut self, len: usize) -> bool;
+    /// Adds `n` bytes in front of the data (within headroom).
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Removes `n` bytes from the front of the data.
+    fn adj(&mut self, n: usize) -> bool;
+}
+
+/// What the fast path needs from the I/O layer: buffers for packets it originates (ARP
+/// requests, ICMP errors) and a way to queue a frame for transmission on a port. A frame
+/// handed to `send` is owned by the I/O layer from then on (sent, or freed and counted).
+pub trait Io {
+    type Frame: Frame;
+    fn alloc(&mut self) -> Option<Self::Frame>;
+    fn send(&mut self, port: usize, frame: Self::Frame);
+}
+
+/// A frame in ordinary heap memory, laid out like an mbuf (headroom, data, tailroom).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HeapFrame {
+    buf: Vec<u8>,
+    head: usize,
+    len: usize,
+}
+
+impl HeapFrame {
+    pub const HEADROOM: usize = 128;
+    pub const CAPACITY: usize = 2048;
+
+    pub fn new() -> Self {
+        HeapFrame {
+            buf: vec![0; Self::CAPACITY],
+            head: Self::HEADROOM,
+            len: 0,
+        }
+    }
+    /// A frame holding a copy of `bytes` (truncated to the capacity after headroom).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut f = Self::new();
+        let n = bytes.len().min(Self::CAPACITY - Self::HEADROOM);
+        f.buf[f.head..f.head + n].copy_from_slice(&bytes[..n]);
+        f.len = n;
+        f
+    }
+}
+
+impl Default for HeapFrame {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for HeapFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeapFrame({} bytes)", self.len)
+    }
+}
+
+impl Frame for HeapFrame {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.head..self.head + self.len]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.head..self.head + self.len]
+    }
+    fn set_len(&mut self, len: usize) -> bool {
+        if self.head + len > self.buf.len() {
+            return false;
+        }
+        self.len = len;
+        true
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.head {
+            return false;
+        }
+        self.head -= n;
+        self.len += n;
+        true
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.len {
+            return false;
+        }
+        self.head += n;
+        self.len -= n;
+        true
+    }
+}
+
+/// An `Io` that keeps everything it is given: the harness for packet-level tests.
+#[derive(Debug, Default)]
+pub struct CaptureIo {
+    pub sent: Vec<(usize, HeapFrame)>,
+    /// When set, `alloc` fails (to test allocation-failure paths).
+    pub exhausted: bool,
+}
+
+impl Io for CaptureIo {
+    type Frame = HeapFrame;
+    fn alloc(&mut self) -> Option<HeapFrame> {
+        (!self.exhausted).then(HeapFrame::new)
+    }
+    fn send(&mut self, port: usize, frame: HeapFrame) {
+        self.sent.push((port, frame));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_frame_room() {
+        let mut f = HeapFrame::from_bytes(&[1, 2, 3]);
+        assert!(f.prepend(2));
+        assert_eq!(f.data(), &[0, 0, 1, 2, 3]);
+        assert!(f.adj(2));
+        assert_eq!(f.data(), &[1, 2, 3]);
+        assert!(!f.adj(4));
+        assert!(!f.prepend(HeapFrame::HEADROOM + 1));
+        assert!(f.set_len(60));
+        assert!(!f.set_len(HeapFrame::CAPACITY));
+    }
+}

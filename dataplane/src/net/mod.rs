@@ -1,0 +1,238 @@
+//! L2/L3 of the director: owned addresses, ARP, neighbours, routes and ICMP echo.
+//!
+//! `NetStack::input` takes every received frame that the IPVS layer did not claim and
+//! either answers it (ARP reply, echo reply), learns from it (ARP), or drops it with a
+//! reason. rvs is not a router: traffic for addresses it does not own is dropped.
+
+pub mod addr;
+pub mod neigh;
+pub mod route;
+
+#[cfg(test)]
+mod tests;
+
+use crate::frame::{Frame, Io};
+use crate::packet::{
+    arp, ethernet::ethertype, icmp, ArpPacket, Error, IcmpPacket, Ipv4Packet, MacAddr,
+};
+use crate::snapshot::Snapshot;
+use crate::stats::{DropReason, WorkerStats};
+use neigh::{NeighParams, NeighTable};
+use std::net::Ipv4Addr;
+
+/// A neighbour learned from the wire, to be shared with the other workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Learned {
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub port: usize,
+}
+
+pub struct NetStack<F> {
+    pub neigh: NeighTable<F>,
+}
+
+/// TTL of packets rvs originates or answers (Linux's default).
+pub const DEFAULT_TTL: u8 = 64;
+
+impl<F: Frame> NetStack<F> {
+    pub fn new(params: NeighParams) -> Self {
+        NetStack {
+            neigh: NeighTable::new(params),
+        }
+    }
+
+    /// Handles one received frame. Returns a neighbour learned from it, if any.
+    pub fn input<I: Io<Frame = F>>(
+        &mut self,
+        frame: F,
+        port: usize,
+        snap: &Snapshot,
+        now: u64,
+        io: &mut I,
+        stats: &WorkerStats,
+    ) -> Option<Learned> {
+        let l2 = match crate::packet::parse_l2(frame.data()) {
+            Ok(l2) => l2,
+            Err(Error::Truncated) => return drop(stats, DropReason::L2Truncated),
+            Err(Error::Malformed) => return drop(stats, DropReason::L2Malformed),
+        };
+        let Some(pinfo) = snap.ports.get(port) else {
+            return drop(stats, DropReason::NoRoute);
+        };
+        if l2.src == pinfo.mac {
+            return drop(stats, DropReason::OwnFrame);
+        }
+        if !l2.dst.is_multicast() && l2.dst != pinfo.mac {
+            return drop(stats, DropReason::OtherHost);
+        }
+        if l2.vlan.is_some() {
+            return drop(stats, DropReason::Vlan);
+        }
+        match l2.ethertype {
+            ethertype::ARP => {
+                self.arp_input(frame, l2.l3_offset, port, pinfo.mac, snap, now, io, stats)
+            }
+            ethertype::IPV4 => {
+                self.ipv4_input(frame, l2.l3_offset, port, snap, now, io, stats);
+                None
+            }
+            ethertype::IPV6 => drop(stats, DropReason::Ipv6),
+            _ => drop(stats, DropReason::UnknownEthertype),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn arp_input<I: Io<Frame = F>>(
+        &mut self,
+        mut frame: F,
+        l3: usize,
+        port: usize,
+        my_mac: MacAddr,
+        snap: &Snapshot,
+        now: u64,
+        io: &mut I,
+        stats: &WorkerStats,
+    ) -> Option<Learned> {
+        let (op, sha, spa, tpa) = match frame.data().get(l3..).map(ArpPacket::new_checked) {
+            Some(Ok(a)) => (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip()),
+            _ => return drop(stats, DropReason::ArpMalformed),
+        };
+        let for_us = snap.owned.owned_on(tpa, port) && spa != tpa;
+        // Learn the sender when the packet is addressed to us (as Linux does); otherwise
+        // only refresh an entry we already have (gratuitous ARP, replies to others).
+        let changed = self
+            .neigh
+            .learn(spa, sha, port, for_us, now, snap, io, stats);
+        let learned = changed.then_some(Learned {
+            ip: spa,
+            mac: sha,
+            port,
+        });
+        if !for_us {
+            stats.drop(DropReason::ArpNotOurs);
+            return learned;
+        }
+        match op {
+            arp::OP_REQUEST => {
+                // Answer in place: the request's buffer becomes the reply.
+                let b = frame.data_mut();
+                let ok = crate::packet::ethernet::emit_header(b, sha, my_mac, ethertype::ARP)
+                    .is_ok()
+                    && b.get_mut(l3..).is_some_and(|a| {
+                        arp::emit(a, arp::OP_REPLY, my_mac, tpa, sha, spa).is_ok()
+                    });
+                if ok {
+                    stats.arp_replies.inc();
+                    io.send(port, frame);
+                } else {
+                    stats.drop(DropReason::ArpMalformed);
+                }
+            }
+            // A reply to us has done its job by being learned above.
+            _ => {}
+        }
+        learned
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ipv4_input<I: Io<Frame = F>>(
+        &mut self,
+        mut frame: F,
+        l3: usize,
+        port: usize,
+        snap: &Snapshot,
+        now: u64,
+        io: &mut I,
+        stats: &WorkerStats,
+    ) {
+        let _ = port;
+        let Some(buf) = frame.data().get(l3..) else {
+            return stats.drop(DropReason::Ipv4Truncated);
+        };
+        let ip = match Ipv4Packet::new_checked(buf) {
+            Ok(ip) => ip,
+            Err(Error::Truncated) => return stats.drop(DropReason::Ipv4Truncated),
+            Err(Error::Malformed) => return stats.drop(DropReason::Ipv4Malformed),
+        };
+        if !ip.verify_checksum() {
+            return stats.drop(DropReason::Ipv4BadChecksum);
+        }
+        // Weak host model, like Linux: an owned address is answered on any port.
+        if snap.owned.get(ip.dst()).is_none() {
+            return stats.drop(DropReason::NotLocal);
+        }
+        if ip.is_fragment() {
+            return stats.drop(DropReason::Ipv4Fragment);
+        }
+        if ip.protocol() != crate::packet::ipv4::protocol::ICMP {
+            return stats.drop(DropReason::L4Unhandled);
+        }
+        let (src, dst) = (ip.src(), ip.dst());
+        match IcmpPacket::new_checked(ip.payload()) {
+            Err(_) => return stats.drop(DropReason::IcmpMalformed),
+            Ok(i) if !i.verify_checksum() => return stats.drop(DropReason::IcmpBadChecksum),
+            Ok(i) if i.msg_type() != icmp::kind::ECHO_REQUEST => {
+                return stats.drop(DropReason::IcmpUnhandled)
+            }
+            Ok(_) => {}
+        }
+        let Some(nh) = snap.routes.lookup(src) else {
+            return stats.drop(DropReason::NoRoute);
+        };
+        // Turn the request into the reply in place. Bounds were checked above, so the
+        // views below cannot fail; the error arms are for the type system only.
+        let Some(Ok(mut ip)) = frame.data_mut().get_mut(l3..).map(Ipv4Packet::new_checked) else {
+            return stats.drop(DropReason::Ipv4Truncated);
+        };
+        ip.set_src(dst);
+        ip.set_dst(src);
+        ip.set_ttl(DEFAULT_TTL);
+        ip.fill_checksum();
+        match IcmpPacket::new_checked(ip.payload_mut()) {
+            Ok(mut i) => i.make_echo_reply(),
+            Err(_) => return stats.drop(DropReason::IcmpMalformed),
+        }
+        stats.icmp_echo_replies.inc();
+        self.neigh
+            .output(frame, nh.port, nh.next_hop, now, snap, io, stats);
+    }
+
+    /// Announces every owned address on `port` with a gratuitous ARP request (sender and
+    /// target both the address, broadcast), as Linux does when an address comes up.
+    pub fn announce<I: Io<Frame = F>>(
+        &mut self,
+        port: usize,
+        snap: &Snapshot,
+        io: &mut I,
+        stats: &WorkerStats,
+    ) -> usize {
+        let Some(p) = snap.ports.get(port) else {
+            return 0;
+        };
+        let mut n = 0;
+        for a in snap.owned.iter().filter(|a| a.port == port) {
+            let ip = a.net.addr;
+            if neigh::emit_arp(
+                arp::OP_REQUEST,
+                MacAddr::BROADCAST,
+                p.mac,
+                ip,
+                MacAddr::ZERO,
+                ip,
+                port,
+                io,
+                stats,
+            ) {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+#[inline]
+fn drop(stats: &WorkerStats, reason: DropReason) -> Option<Learned> {
+    stats.drop(reason);
+    None
+}

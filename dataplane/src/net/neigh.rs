@@ -1,0 +1,461 @@
+//! The neighbour (ARP) table of one worker.
+//!
+//! Each worker owns its table; what one worker learns from an ARP packet is passed to the
+//! others as a message (see `worker`), like DPVS's per-lcore neighbour tables. States
+//! follow Linux's neighbour subsystem in a reduced form:
+//! - `Permanent`: from config (`ip neigh add ... nud permanent`), never probed or expired.
+//! - `Incomplete`: an ARP request is out; up to `queue_len` packets wait for the answer;
+//!   requests are retried every `retrans_ms` up to `max_probes` times, then the waiting
+//!   packets are dropped (`neigh_failed`) and the entry is forgotten.
+//! - `Reachable`: a confirmed MAC. After `reachable_ms` without confirmation it is still
+//!   used but refreshed with a request per `retrans_ms`; if `max_probes` refreshes go
+//!   unanswered the entry is forgotten and the next packet resolves afresh.
+
+use crate::frame::{Frame, Io};
+use crate::packet::{arp, ethernet, MacAddr};
+use crate::stats::{DropReason, WorkerStats};
+use arrayvec::ArrayVec;
+use std::net::Ipv4Addr;
+
+/// Packets that may wait for one resolution (Linux's default `unres_qlen_bytes` is about
+/// this many full-size frames).
+pub const QUEUE_LEN: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighParams {
+    pub retrans_ms: u64,
+    pub max_probes: u8,
+    pub reachable_ms: u64,
+    pub max_entries: usize,
+}
+
+impl Default for NeighParams {
+    fn default() -> Self {
+        // Linux defaults: retrans_time 1 s, ucast/mcast probes 3; reachable_time is 30 s
+        // randomised, but its gc keeps stale entries far longer: 300 s is closer to what a
+        // user sees with `ip neigh`.
+        NeighParams {
+            retrans_ms: 1000,
+            max_probes: 3,
+            reachable_ms: 300_000,
+            max_entries: 16384,
+        }
+    }
+}
+
+enum State<F> {
+    Permanent {
+        mac: MacAddr,
+    },
+    Incomplete {
+        probes: u8,
+        next_probe: u64,
+        queue: ArrayVec<F, QUEUE_LEN>,
+    },
+    Reachable {
+        mac: MacAddr,
+        confirmed: u64,
+        probes: u8,
+        next_probe: u64,
+    },
+}
+
+struct Entry<F> {
+    port: usize,
+    state: State<F>,
+}
+
+/// A view of one entry for listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighView {
+    pub ip: Ipv4Addr,
+    pub port: usize,
+    pub mac: Option<MacAddr>,
+    pub state: &'static str,
+}
+
+/// What the table needs to know about ports to write headers and ARP requests.
+pub trait PortAddrs {
+    fn mac(&self, port: usize) -> Option<MacAddr>;
+    fn source_ip(&self, port: usize, dst: Ipv4Addr) -> Option<Ipv4Addr>;
+}
+
+pub struct NeighTable<F> {
+    map: ahash::AHashMap<Ipv4Addr, Entry<F>>,
+    params: NeighParams,
+}
+
+impl<F: Frame> NeighTable<F> {
+    pub fn new(params: NeighParams) -> Self {
+        NeighTable {
+            map: ahash::AHashMap::with_capacity(64),
+            params,
+        }
+    }
+
+    pub fn params(&self) -> NeighParams {
+        self.params
+    }
+
+    pub fn set_params(&mut self, params: NeighParams) {
+        self.params = params;
+    }
+
+    /// Installs (or replaces) a permanent entry, flushing anything that waited for it.
+    pub fn add_permanent<I: Io<Frame = F>>(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        port: usize,
+        ports: &impl PortAddrs,
+        io: &mut I,
+        stats: &WorkerStats,
+    ) {
+        let old = self.map.insert(
+            ip,
+            Entry {
+                port,
+                state: State::Permanent { mac },
+            },
+        );
+        if let Some(Entry {
+            state: State::Incomplete { queue, .. },
+            ..
+        }) = old
+        {
+            flush(queue, mac, port, ports, io, stats);
+        }
+    }
+
+    /// Removes permanent entries that are not in `keep` (after a config change).
+    pub fn retain_permanent(&mut self, keep: impl Fn(Ipv4Addr) -> bool) {
+        self.map
+            .retain(|ip, e| !matches!(e.state, State::Permanent { .. }) || keep(*ip));
+    }
+
+    /// Sends `frame` (an IPv4 packet behind a 14-byte Ethernet header whose MACs are
+    /// filled in here) to `next_hop` on `port`, resolving it first when needed.
+    pub fn output<I: Io<Frame = F>>(
+        &mut self,
+        frame: F,
+        port: usize,
+        next_hop: Ipv4Addr,
+        now: u64,
+        ports: &impl PortAddrs,
+        io: &mut I,
+        stats: &WorkerStats,
+    ) {
+        let p = self.params;
+        match self.map.get_mut(&next_hop) {
+            Some(Entry {
+                state: State::Permanent { mac },
+                port: eport,
+            }) if *eport == port => {
+                let mac = *mac;
+                send(frame, mac, port, ports, io, stats);
+            }
+            Some(Entry {
+                state:
+                    State::Reachable {
+                        mac,
+                        confirmed,
+                        probes,
+                        next_probe,
+                    },
+                port: eport,
+            }) if *eport == port => {
+                let mac = *mac;
+                if now.saturating_sub(*confirmed) >= p.reachable_ms && now >= *next_probe {
+                    if *probes >= p.max_probes {
+                        // Unanswered refreshes: forget it and resolve from scratch.
+                        self.map.remove(&next_hop);
+                        return self.output(frame, port, next_hop, now, ports, io, stats);
+                    }
+                    *probes += 1;
+                    *next_probe = now + p.retrans_ms;
+                    send_request(next_hop, port, ports, io, stats);
+                }
+                send(frame, mac, port, ports, io, stats);
+            }
+            Some(Entry {
+                state: State::Incomplete { queue, .. },
+                port: eport,
+            }) if *eport == port => {
+                if queue.is_full() {
+                    // Keep the newest packets, as Linux does.
+                    queue.remove(0);
+                    stats.drop(DropReason::NeighQueueFull);
+                }
+                queue.push(frame);
+            }
+            _ => {
+                // Unknown, or known on another port: resolve on this one.
+                if !self.map.contains_key(&next_hop) && self.map.len() >= p.max_entries {
+                    stats.drop(DropReason::NeighTableFull);
+                    return;
+                }
+                let mut queue: ArrayVec<F, QUEUE_LEN> = ArrayVec::new();
+                queue.push(frame);
+                self.map.insert(
+                    next_hop,
+                    Entry {
+                        port,
+                        state: State::Incomplete {
+                            probes: 1,
+                            next_probe: now + p.retrans_ms,
+                            queue,
+                        },
+                    },
+                );
+                send_request(next_hop, port, ports, io, stats);
+            }
+        }
+    }
+
+    /// Records `ip is-at mac` on `port`. With `create` false only an existing entry is
+    /// updated (unsolicited ARP for an address we never asked about is ignored, as Linux
+    /// does without arp_accept). Returns true when the table changed, so that the caller
+    /// can tell the other workers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn learn<I: Io<Frame = F>>(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        port: usize,
+        create: bool,
+        now: u64,
+        ports: &impl PortAddrs,
+        io: &mut I,
+        stats: &WorkerStats,
+    ) -> bool {
+        if ip.is_unspecified() || mac.is_multicast() || mac == MacAddr::ZERO {
+            return false;
+        }
+        let reachable = State::Reachable {
+            mac,
+            confirmed: now,
+            probes: 0,
+            next_probe: 0,
+        };
+        match self.map.get_mut(&ip) {
+            Some(Entry {
+                state: State::Permanent { .. },
+                ..
+            }) => false,
+            Some(e) => {
+                let changed = !matches!(e.state, State::Reachable { mac: m, .. } if m == mac)
+                    || e.port != port;
+                let old = std::mem::replace(
+                    e,
+                    Entry {
+                        port,
+                        state: reachable,
+                    },
+                );
+                if let State::Incomplete { queue, .. } = old.state {
+                    flush(queue, mac, port, ports, io, stats);
+                }
+                changed
+            }
+            None if create => {
+                if self.map.len() >= self.params.max_entries {
+                    stats.drop(DropReason::NeighTableFull);
+                    return false;
+                }
+                self.map.insert(
+                    ip,
+                    Entry {
+                        port,
+                        state: reachable,
+                    },
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Retries outstanding requests and gives up on the ones that ran out of probes.
+    /// Called by the worker a few times per second, not per packet.
+    pub fn tick<I: Io<Frame = F>>(
+        &mut self,
+        now: u64,
+        ports: &impl PortAddrs,
+        io: &mut I,
+        stats: &WorkerStats,
+    ) {
+        let p = self.params;
+        let mut failed: ArrayVec<Ipv4Addr, 32> = ArrayVec::new();
+        for (ip, e) in self.map.iter_mut() {
+            if let State::Incomplete {
+                probes, next_probe, ..
+            } = &mut e.state
+            {
+                if now < *next_probe {
+                    continue;
+                }
+                if *probes >= p.max_probes {
+                    if failed.try_push(*ip).is_err() {
+                        break; // the rest fail on the next tick
+                    }
+                } else {
+                    *probes += 1;
+                    *next_probe = now + p.retrans_ms;
+                    send_request(*ip, e.port, ports, io, stats);
+                }
+            }
+        }
+        for ip in failed {
+            if let Some(Entry {
+                state: State::Incomplete { queue, .. },
+                ..
+            }) = self.map.remove(&ip)
+            {
+                for _ in 0..queue.len() {
+                    stats.drop(DropReason::NeighFailed);
+                }
+            }
+        }
+    }
+
+    pub fn lookup(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+        match self.map.get(&ip)?.state {
+            State::Permanent { mac } | State::Reachable { mac, .. } => Some(mac),
+            State::Incomplete { .. } => None,
+        }
+    }
+
+    pub fn entries(&self, now: u64) -> Vec<NeighView> {
+        let mut v: Vec<_> = self
+            .map
+            .iter()
+            .map(|(ip, e)| {
+                let (mac, state) = match &e.state {
+                    State::Permanent { mac } => (Some(*mac), "PERMANENT"),
+                    State::Incomplete { .. } => (None, "INCOMPLETE"),
+                    State::Reachable { mac, confirmed, .. } => {
+                        let stale = now.saturating_sub(*confirmed) >= self.params.reachable_ms;
+                        (Some(*mac), if stale { "STALE" } else { "REACHABLE" })
+                    }
+                };
+                NeighView {
+                    ip: *ip,
+                    port: e.port,
+                    mac,
+                    state,
+                }
+            })
+            .collect();
+        v.sort_by_key(|n| n.ip);
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+fn flush<F: Frame, I: Io<Frame = F>>(
+    queue: ArrayVec<F, QUEUE_LEN>,
+    mac: MacAddr,
+    port: usize,
+    ports: &impl PortAddrs,
+    io: &mut I,
+    stats: &WorkerStats,
+) {
+    for f in queue {
+        send(f, mac, port, ports, io, stats);
+    }
+}
+
+/// Writes both MACs of an already-built Ethernet header and queues the frame.
+fn send<F: Frame, I: Io<Frame = F>>(
+    mut frame: F,
+    dst: MacAddr,
+    port: usize,
+    ports: &impl PortAddrs,
+    io: &mut I,
+    stats: &WorkerStats,
+) {
+    let Some(src) = ports.mac(port) else {
+        stats.drop(DropReason::NoRoute);
+        return;
+    };
+    match ethernet::EthernetFrame::new_checked(frame.data_mut()) {
+        Ok(mut eth) => {
+            eth.set_dst(dst);
+            eth.set_src(src);
+            io.send(port, frame);
+        }
+        Err(_) => stats.drop(DropReason::L2Truncated),
+    }
+}
+
+/// Broadcasts `who-has ip` on `port`.
+pub fn send_request<F: Frame, I: Io<Frame = F>>(
+    ip: Ipv4Addr,
+    port: usize,
+    ports: &impl PortAddrs,
+    io: &mut I,
+    stats: &WorkerStats,
+) {
+    let (Some(mac), Some(sip)) = (ports.mac(port), ports.source_ip(port, ip)) else {
+        stats.drop(DropReason::NoRoute);
+        return;
+    };
+    if emit_arp(
+        arp::OP_REQUEST,
+        MacAddr::BROADCAST,
+        mac,
+        sip,
+        MacAddr::ZERO,
+        ip,
+        port,
+        io,
+        stats,
+    ) {
+        stats.arp_requests.inc();
+    }
+}
+
+/// Builds a minimum-size (60-byte) Ethernet/ARP frame in a new buffer and queues it.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_arp<F: Frame, I: Io<Frame = F>>(
+    op: u16,
+    eth_dst: MacAddr,
+    sender_mac: MacAddr,
+    sender_ip: Ipv4Addr,
+    target_mac: MacAddr,
+    target_ip: Ipv4Addr,
+    port: usize,
+    io: &mut I,
+    stats: &WorkerStats,
+) -> bool {
+    let Some(mut f) = io.alloc() else {
+        stats.drop(DropReason::AllocFailed);
+        return false;
+    };
+    if !f.set_len(60) {
+        stats.drop(DropReason::AllocFailed);
+        return false;
+    }
+    let b = f.data_mut();
+    b.fill(0);
+    let ok = ethernet::emit_header(b, eth_dst, sender_mac, ethernet::ethertype::ARP).is_ok()
+        && arp::emit(
+            &mut b[14..],
+            op,
+            sender_mac,
+            sender_ip,
+            target_mac,
+            target_ip,
+        )
+        .is_ok();
+    if ok {
+        io.send(port, f);
+    }
+    ok
+}
