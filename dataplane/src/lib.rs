@@ -9,3 +9,7 @@ pub mod net;
 pub mod packet;
 pub mod snapshot;
 pub mod stats;
+pub mod worker;
+
+#[cfg(feature = "dpdk")]
+pub mod io;

@@ -75,6 +75,21 @@ drop_reasons! {
     NeighTableFull => "neigh_table_full", "neighbour table full";
     AllocFailed => "alloc_failed", "no mbuf to build a packet";
     TxFull => "tx_full", "transmit queue full";
+    MultiSegment => "multi_segment", "multi-segment mbuf (jumbo frames are not supported)";
+}
+
+/// The most ports one director drives (config validation enforces it).
+pub const MAX_PORTS: usize = 16;
+
+/// Per-port traffic of one worker (its queue on that port).
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    /// Frames the driver would not take (queue full); counted also as `tx_full`.
+    pub tx_dropped: Counter,
 }
 
 /// One worker's counters. Allocated once per worker; aligned so that two workers never
@@ -92,12 +107,13 @@ pub struct WorkerStats {
     pub snapshot_generation: Counter,
     pub loops: Counter,
     pub idle_sleeps: Counter,
+    pub ports: [PortCounters; MAX_PORTS],
     drops: [Counter; DropReason::COUNT],
 }
 
 impl WorkerStats {
     #[inline]
-    pub fn drop(&self, reason: DropReason) {
+    pub fn dropped(&self, reason: DropReason) {
         self.drops[reason as usize].inc();
     }
     pub fn drops(&self, reason: DropReason) -> u64 {
@@ -125,8 +141,8 @@ mod tests {
     #[test]
     fn counters() {
         let s = WorkerStats::default();
-        s.drop(DropReason::NotLocal);
-        s.drop(DropReason::NotLocal);
+        s.dropped(DropReason::NotLocal);
+        s.dropped(DropReason::NotLocal);
         s.rx_packets.add(5);
         assert_eq!(s.drops(DropReason::NotLocal), 2);
         assert_eq!(s.drops(DropReason::TxFull), 0);

@@ -110,7 +110,7 @@ impl<F: Frame> NetStack<F> {
             port,
         });
         if !for_us {
-            stats.drop(DropReason::ArpNotOurs);
+            stats.dropped(DropReason::ArpNotOurs);
             return learned;
         }
         match op {
@@ -126,7 +126,7 @@ impl<F: Frame> NetStack<F> {
                     stats.arp_replies.inc();
                     io.send(port, frame);
                 } else {
-                    stats.drop(DropReason::ArpMalformed);
+                    stats.dropped(DropReason::ArpMalformed);
                 }
             }
             // A reply to us has done its job by being learned above.
@@ -148,42 +148,42 @@ impl<F: Frame> NetStack<F> {
     ) {
         let _ = port;
         let Some(buf) = frame.data().get(l3..) else {
-            return stats.drop(DropReason::Ipv4Truncated);
+            return stats.dropped(DropReason::Ipv4Truncated);
         };
         let ip = match Ipv4Packet::new_checked(buf) {
             Ok(ip) => ip,
-            Err(Error::Truncated) => return stats.drop(DropReason::Ipv4Truncated),
-            Err(Error::Malformed) => return stats.drop(DropReason::Ipv4Malformed),
+            Err(Error::Truncated) => return stats.dropped(DropReason::Ipv4Truncated),
+            Err(Error::Malformed) => return stats.dropped(DropReason::Ipv4Malformed),
         };
         if !ip.verify_checksum() {
-            return stats.drop(DropReason::Ipv4BadChecksum);
+            return stats.dropped(DropReason::Ipv4BadChecksum);
         }
         // Weak host model, like Linux: an owned address is answered on any port.
         if snap.owned.get(ip.dst()).is_none() {
-            return stats.drop(DropReason::NotLocal);
+            return stats.dropped(DropReason::NotLocal);
         }
         if ip.is_fragment() {
-            return stats.drop(DropReason::Ipv4Fragment);
+            return stats.dropped(DropReason::Ipv4Fragment);
         }
         if ip.protocol() != crate::packet::ipv4::protocol::ICMP {
-            return stats.drop(DropReason::L4Unhandled);
+            return stats.dropped(DropReason::L4Unhandled);
         }
         let (src, dst) = (ip.src(), ip.dst());
         match IcmpPacket::new_checked(ip.payload()) {
-            Err(_) => return stats.drop(DropReason::IcmpMalformed),
-            Ok(i) if !i.verify_checksum() => return stats.drop(DropReason::IcmpBadChecksum),
+            Err(_) => return stats.dropped(DropReason::IcmpMalformed),
+            Ok(i) if !i.verify_checksum() => return stats.dropped(DropReason::IcmpBadChecksum),
             Ok(i) if i.msg_type() != icmp::kind::ECHO_REQUEST => {
-                return stats.drop(DropReason::IcmpUnhandled)
+                return stats.dropped(DropReason::IcmpUnhandled)
             }
             Ok(_) => {}
         }
         let Some(nh) = snap.routes.lookup(src) else {
-            return stats.drop(DropReason::NoRoute);
+            return stats.dropped(DropReason::NoRoute);
         };
         // Turn the request into the reply in place. Bounds were checked above, so the
         // views below cannot fail; the error arms are for the type system only.
         let Some(Ok(mut ip)) = frame.data_mut().get_mut(l3..).map(Ipv4Packet::new_checked) else {
-            return stats.drop(DropReason::Ipv4Truncated);
+            return stats.dropped(DropReason::Ipv4Truncated);
         };
         ip.set_src(dst);
         ip.set_dst(src);
@@ -191,7 +191,7 @@ impl<F: Frame> NetStack<F> {
         ip.fill_checksum();
         match IcmpPacket::new_checked(ip.payload_mut()) {
             Ok(mut i) => i.make_echo_reply(),
-            Err(_) => return stats.drop(DropReason::IcmpMalformed),
+            Err(_) => return stats.dropped(DropReason::IcmpMalformed),
         }
         stats.icmp_echo_replies.inc();
         self.neigh
@@ -233,6 +233,6 @@ impl<F: Frame> NetStack<F> {
 
 #[inline]
 fn drop(stats: &WorkerStats, reason: DropReason) -> Option<Learned> {
-    stats.drop(reason);
+    stats.dropped(reason);
     None
 }

@@ -184,14 +184,14 @@ impl<F: Frame> NeighTable<F> {
                 if queue.is_full() {
                     // Keep the newest packets, as Linux does.
                     queue.remove(0);
-                    stats.drop(DropReason::NeighQueueFull);
+                    stats.dropped(DropReason::NeighQueueFull);
                 }
                 queue.push(frame);
             }
             _ => {
                 // Unknown, or known on another port: resolve on this one.
                 if !self.map.contains_key(&next_hop) && self.map.len() >= p.max_entries {
-                    stats.drop(DropReason::NeighTableFull);
+                    stats.dropped(DropReason::NeighTableFull);
                     return;
                 }
                 let mut queue: ArrayVec<F, QUEUE_LEN> = ArrayVec::new();
@@ -259,7 +259,7 @@ impl<F: Frame> NeighTable<F> {
             }
             None if create => {
                 if self.map.len() >= self.params.max_entries {
-                    stats.drop(DropReason::NeighTableFull);
+                    stats.dropped(DropReason::NeighTableFull);
                     return false;
                 }
                 self.map.insert(
@@ -312,7 +312,7 @@ impl<F: Frame> NeighTable<F> {
             }) = self.map.remove(&ip)
             {
                 for _ in 0..queue.len() {
-                    stats.drop(DropReason::NeighFailed);
+                    stats.dropped(DropReason::NeighFailed);
                 }
             }
         }
@@ -381,7 +381,7 @@ fn send<F: Frame, I: Io<Frame = F>>(
     stats: &WorkerStats,
 ) {
     let Some(src) = ports.mac(port) else {
-        stats.drop(DropReason::NoRoute);
+        stats.dropped(DropReason::NoRoute);
         return;
     };
     match ethernet::EthernetFrame::new_checked(frame.data_mut()) {
@@ -390,7 +390,7 @@ fn send<F: Frame, I: Io<Frame = F>>(
             eth.set_src(src);
             io.send(port, frame);
         }
-        Err(_) => stats.drop(DropReason::L2Truncated),
+        Err(_) => stats.dropped(DropReason::L2Truncated),
     }
 }
 
@@ -403,7 +403,7 @@ pub fn send_request<F: Frame, I: Io<Frame = F>>(
     stats: &WorkerStats,
 ) {
     let (Some(mac), Some(sip)) = (ports.mac(port), ports.source_ip(port, ip)) else {
-        stats.drop(DropReason::NoRoute);
+        stats.dropped(DropReason::NoRoute);
         return;
     };
     if emit_arp(
@@ -435,11 +435,11 @@ pub fn emit_arp<F: Frame, I: Io<Frame = F>>(
     stats: &WorkerStats,
 ) -> bool {
     let Some(mut f) = io.alloc() else {
-        stats.drop(DropReason::AllocFailed);
+        stats.dropped(DropReason::AllocFailed);
         return false;
     };
     if !f.set_len(60) {
-        stats.drop(DropReason::AllocFailed);
+        stats.dropped(DropReason::AllocFailed);
         return false;
     }
     let b = f.data_mut();

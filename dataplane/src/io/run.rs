@@ -1,0 +1,210 @@
+//! Worker lcores: launch on EAL lcores, poll rx queues in bursts, transmit in bursts,
+//! back off when idle.
+
+use super::mbuf::{Mbuf, MbufPool};
+use super::IoError;
+use crate::frame::{Frame, Io};
+use crate::snapshot::SnapshotCell;
+use crate::stats::{DropReason, WorkerStats};
+use crate::worker::{Mailboxes, WorkerCore, BURST};
+use arrayvec::ArrayVec;
+use dpdk_sys as sys;
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a worker does when its queues are empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdlePolicy {
+    /// Poll without pause: lowest latency, one full core per worker (bare metal).
+    Busy,
+    /// After a run of empty polls, sleep for a short time that doubles up to a cap, and
+    /// return to polling at the first packet. Lets a worker share a core.
+    Adaptive,
+}
+
+const IDLE_POLLS_BEFORE_SLEEP: u32 = 256;
+const SLEEP_MIN: Duration = Duration::from_micros(10);
+const SLEEP_MAX: Duration = Duration::from_micros(500);
+
+/// Everything one worker lcore needs, moved onto it at launch.
+pub struct WorkerCtx {
+    pub id: usize,
+    /// DPDK port ids, indexed by the config's port index.
+    pub ports: Vec<u16>,
+    pub queue: u16,
+    pub pool: MbufPool,
+    pub cell: Arc<SnapshotCell>,
+    pub mail: Arc<Mailboxes>,
+    pub stats: Arc<WorkerStats>,
+    pub stop: Arc<AtomicBool>,
+    pub idle: IdlePolicy,
+    pub burst: usize,
+}
+
+/// The lcores running workers; `wait` joins them.
+pub struct WorkerHandles {
+    lcores: Vec<u32>,
+}
+
+impl WorkerHandles {
+    /// Waits for every worker to return; the number that failed (panicked).
+    pub fn wait(self) -> usize {
+        self.lcores
+            .iter()
+            .filter(|&&l| unsafe { sys::rte_eal_wait_lcore(l) } != 0)
+            .count()
+    }
+}
+
+/// Launches one worker per context on the EAL's worker lcores, in order.
+pub fn launch_workers(ctxs: Vec<WorkerCtx>) -> Result<WorkerHandles, IoError> {
+    let mut lcores = Vec::new();
+    let mut l = unsafe { sys::rte_get_next_lcore(u32::MAX, 1, 0) };
+    while l < sys::RTE_MAX_LCORE && lcores.len() < ctxs.len() {
+        lcores.push(l);
+        l = unsafe { sys::rte_get_next_lcore(l, 1, 0) };
+    }
+    if lcores.len() < ctxs.len() {
+        return Err(IoError::Lcore(format!("{} workers but only {} worker lcores", ctxs.len(), lcores.len())));
+    }
+    let mut launched = Vec::new();
+    for (ctx, &lcore) in ctxs.into_iter().zip(&lcores) {
+        let id = ctx.id;
+        let arg = Box::into_raw(Box::new(ctx)) as *mut c_void;
+        // SAFETY: trampoline takes the box back exactly once.
+        let rc = unsafe { sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
+        if rc != 0 {
+            drop(unsafe { Box::from_raw(arg as *mut WorkerCtx) });
+            return Err(IoError::Lcore(format!("launching worker {id} on lcore {lcore}: {}", super::rte_error(rc))));
+        }
+        tracing::info!(worker = id, lcore, "worker launched");
+        launched.push(lcore);
+    }
+    Ok(WorkerHandles { lcores: launched })
+}
+
+unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
+    let ctx = Box::from_raw(arg as *mut WorkerCtx);
+    // A panic must not unwind into C; it ends this worker with an error instead.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run_worker(*ctx))) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    }
+}
+
+/// The `Io` of a worker: allocation from its pool, buffered transmission on its queue.
+struct DpdkIo<'a> {
+    pool: MbufPool,
+    queue: u16,
+    ports: &'a [u16],
+    tx: Vec<ArrayVec<*mut sys::rte_mbuf, BURST>>,
+    stats: &'a WorkerStats,
+}
+
+impl DpdkIo<'_> {
+    fn flush(&mut self, port: usize) {
+        let Some(buf) = self.tx.get_mut(port) else { return };
+        if buf.is_empty() {
+            return;
+        }
+        let lens: ArrayVec<u16, BURST> = buf.iter().map(|&m| unsafe { (*m).data_len }).collect();
+        let n = usize::from(unsafe { sys::rvs_eth_tx_burst(self.ports[port], self.queue, buf.as_mut_ptr(), buf.len() as u16) });
+        let pc = &self.stats.ports[port];
+        let sent_bytes: u64 = lens[..n].iter().map(|&l| u64::from(l)).sum();
+        pc.tx_packets.add(n as u64);
+        pc.tx_bytes.add(sent_bytes);
+        self.stats.tx_packets.add(n as u64);
+        self.stats.tx_bytes.add(sent_bytes);
+        for &m in &buf[n..] {
+            unsafe { sys::rvs_pktmbuf_free(m) };
+            pc.tx_dropped.inc();
+            self.stats.dropped(DropReason::TxFull);
+        }
+        buf.clear();
+    }
+    fn flush_all(&mut self) {
+        for p in 0..self.tx.len() {
+            self.flush(p);
+        }
+    }
+}
+
+impl Io for DpdkIo<'_> {
+    type Frame = Mbuf;
+    #[inline]
+    fn alloc(&mut self) -> Option<Mbuf> {
+        self.pool.alloc()
+    }
+    #[inline]
+    fn send(&mut self, port: usize, frame: Mbuf) {
+        if port >= self.tx.len() {
+            self.stats.dropped(DropReason::NoRoute);
+            return;
+        }
+        if self.tx[port].is_full() {
+            self.flush(port);
+        }
+        self.tx[port].push(frame.into_raw());
+    }
+}
+
+fn run_worker(ctx: WorkerCtx) {
+    let base = Instant::now();
+    let stats = ctx.stats.clone();
+    let mut core = WorkerCore::<Mbuf>::new(ctx.id, ctx.cell.clone(), ctx.mail.clone(), ctx.stats.clone());
+    let mut io = DpdkIo {
+        pool: ctx.pool,
+        queue: ctx.queue,
+        ports: &ctx.ports,
+        tx: (0..ctx.ports.len()).map(|_| ArrayVec::new()).collect(),
+        stats: &stats,
+    };
+    core.start(&mut io);
+    io.flush_all();
+    let burst = ctx.burst.clamp(1, BURST) as u16;
+    let mut rx = [std::ptr::null_mut::<sys::rte_mbuf>(); BURST];
+    let mut idle_polls = 0u32;
+    let mut sleep = SLEEP_MIN;
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let now = base.elapsed().as_millis() as u64;
+        core.poll_control(now, &mut io);
+        let mut got = 0usize;
+        for (pidx, &pid) in ctx.ports.iter().enumerate() {
+            let n = usize::from(unsafe { sys::rvs_eth_rx_burst(pid, ctx.queue, rx.as_mut_ptr(), burst) });
+            got += n;
+            let pc = &stats.ports[pidx];
+            for &raw in &rx[..n] {
+                // SAFETY: rx burst hands us ownership of n valid mbufs.
+                let Some(m) = (unsafe { Mbuf::from_raw(raw) }) else { continue };
+                let len = m.data().len() as u64;
+                pc.rx_packets.inc();
+                pc.rx_bytes.add(len);
+                stats.rx_packets.inc();
+                stats.rx_bytes.add(len);
+                if m.nb_segs() != 1 {
+                    stats.dropped(DropReason::MultiSegment);
+                    continue;
+                }
+                core.handle(m, pidx, now, &mut io);
+            }
+        }
+        io.flush_all();
+        stats.loops.inc();
+        if got > 0 {
+            idle_polls = 0;
+            sleep = SLEEP_MIN;
+        } else if ctx.idle == IdlePolicy::Adaptive {
+            idle_polls += 1;
+            if idle_polls >= IDLE_POLLS_BEFORE_SLEEP {
+                std::thread::sleep(sleep);
+                stats.idle_sleeps.inc();
+                sleep = (sleep * 2).min(SLEEP_MAX);
+            }
+        }
+    }
+    io.flush_all();
+    tracing::info!(worker = ctx.id, "worker stopped");
+}

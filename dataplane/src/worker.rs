@@ -1,0 +1,183 @@
+//! The per-lcore worker: everything a worker does between rx and tx, independent of DPDK.
+//!
+//! `io::run_worker` drives a `WorkerCore` with real ports; tests drive it with
+//! `CaptureIo`. A worker owns its neighbour table (and, later, its connection table and
+//! scheduler copies); it shares nothing writable with other workers: what it must tell
+//! them travels through their mailboxes, and configuration reaches it as snapshots.
+
+use crate::frame::{Frame, Io};
+use crate::net::{Learned, NetStack};
+use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::stats::WorkerStats;
+use crossbeam::queue::ArrayQueue;
+use std::sync::Arc;
+
+/// Burst size of rx and tx (DPDK's customary 32).
+pub const BURST: usize = 32;
+
+/// How often the worker runs its timers (neighbour retries), in milliseconds.
+pub const TICK_MS: u64 = 100;
+
+/// Messages between workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Msg {
+    /// A neighbour learned by another worker.
+    Neigh(Learned),
+}
+
+/// One bounded lock-free queue per worker. A full mailbox drops the message: everything
+/// sent here is an optimisation the receiver can also reach by itself (it resolves its
+/// own neighbours).
+pub struct Mailboxes {
+    boxes: Vec<ArrayQueue<Msg>>,
+}
+
+impl Mailboxes {
+    pub fn new(workers: usize, capacity: usize) -> Self {
+        Mailboxes { boxes: (0..workers).map(|_| ArrayQueue::new(capacity.max(1))).collect() }
+    }
+    pub fn post_others(&self, from: usize, msg: Msg) {
+        for (i, b) in self.boxes.iter().enumerate() {
+            if i != from {
+                let _ = b.push(msg);
+            }
+        }
+    }
+    pub fn pop(&self, id: usize) -> Option<Msg> {
+        self.boxes.get(id)?.pop()
+    }
+}
+
+pub struct WorkerCore<F> {
+    pub id: usize,
+    snap: Arc<Snapshot>,
+    cell: Arc<SnapshotCell>,
+    mail: Arc<Mailboxes>,
+    pub stats: Arc<WorkerStats>,
+    pub net: NetStack<F>,
+    next_tick: u64,
+}
+
+impl<F: Frame> WorkerCore<F> {
+    pub fn new(id: usize, cell: Arc<SnapshotCell>, mail: Arc<Mailboxes>, stats: Arc<WorkerStats>) -> Self {
+        let snap = cell.load();
+        WorkerCore { id, net: NetStack::new(snap.neigh_params), snap, cell, mail, stats, next_tick: 0 }
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
+
+    /// Runs once when the worker starts: installs static neighbours, and worker 0 sends a
+    /// gratuitous ARP for every owned address on every port.
+    pub fn start<I: Io<Frame = F>>(&mut self, io: &mut I) {
+        self.apply_snapshot(io);
+        if self.id == 0 {
+            for p in 0..self.snap.ports.len() {
+                self.net.announce(p, &self.snap, io, &self.stats);
+            }
+        }
+    }
+
+    /// Once per loop iteration: adopt a new snapshot, read the mailbox, run timers.
+    #[inline]
+    pub fn poll_control<I: Io<Frame = F>>(&mut self, now: u64, io: &mut I) {
+        if self.cell.generation() != self.snap.generation {
+            self.snap = self.cell.load();
+            self.apply_snapshot(io);
+        }
+        while let Some(msg) = self.mail.pop(self.id) {
+            match msg {
+                Msg::Neigh(l) => {
+                    self.net.neigh.learn(l.ip, l.mac, l.port, true, now, &*self.snap, io, &self.stats);
+                }
+            }
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK_MS;
+            self.net.neigh.tick(now, &*self.snap, io, &self.stats);
+        }
+    }
+
+    fn apply_snapshot<I: Io<Frame = F>>(&mut self, io: &mut I) {
+        let snap = self.snap.clone();
+        self.net.neigh.set_params(snap.neigh_params);
+        self.net.neigh.retain_permanent(|ip| snap.neighbours.iter().any(|n| n.ip == ip));
+        for n in &snap.neighbours {
+            self.net.neigh.add_permanent(n.ip, n.mac, n.port, &*snap, io, &self.stats);
+        }
+        self.stats.snapshot_generation.reset();
+        self.stats.snapshot_generation.add(snap.generation);
+    }
+
+    /// Handles one received frame.
+    #[inline]
+    pub fn handle<I: Io<Frame = F>>(&mut self, frame: F, port: usize, now: u64, io: &mut I) {
+        if let Some(l) = self.net.input(frame, port, &self.snap, now, io, &self.stats) {
+            self.mail.post_others(self.id, Msg::Neigh(l));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{CaptureIo, HeapFrame};
+    use crate::net::neigh::NeighParams;
+    use crate::packet::build::{self, Link};
+    use crate::packet::{arp, MacAddr};
+    use crate::snapshot::{PortInfo, StaticNeigh};
+    use std::net::Ipv4Addr;
+
+    fn snapshot(neighbours: Vec<StaticNeigh>) -> Snapshot {
+        let ports = vec![PortInfo {
+            name: "lan0".into(),
+            mac: MacAddr([2, 0, 0, 0, 0, 0xd0]),
+            mtu: 1500,
+            addresses: vec!["198.18.0.2/24".parse().unwrap()],
+        }];
+        Snapshot::new(ports, &[], neighbours, NeighParams::default())
+    }
+
+    #[test]
+    fn learned_neighbours_reach_the_other_workers() {
+        let cell = Arc::new(SnapshotCell::new(snapshot(vec![])));
+        let mail = Arc::new(Mailboxes::new(2, 16));
+        let mut w0 = WorkerCore::<HeapFrame>::new(0, cell.clone(), mail.clone(), Arc::default());
+        let mut w1 = WorkerCore::<HeapFrame>::new(1, cell, mail, Arc::default());
+        let mut io = CaptureIo::default();
+        let cmac = MacAddr([2, 0, 0, 0, 0, 0xc1]);
+        let req = build::arp_frame(
+            Link { src: cmac, dst: MacAddr::BROADCAST },
+            arp::OP_REQUEST,
+            cmac,
+            Ipv4Addr::new(198, 18, 0, 1),
+            MacAddr::ZERO,
+            Ipv4Addr::new(198, 18, 0, 2),
+        );
+        w0.handle(HeapFrame::from_bytes(&req), 0, 0, &mut io);
+        assert_eq!(w1.net.neigh.lookup(Ipv4Addr::new(198, 18, 0, 1)), None);
+        w1.poll_control(1, &mut io);
+        assert_eq!(w1.net.neigh.lookup(Ipv4Addr::new(198, 18, 0, 1)), Some(cmac));
+    }
+
+    #[test]
+    fn a_published_snapshot_is_adopted_at_the_next_poll() {
+        let cell = Arc::new(SnapshotCell::new(snapshot(vec![])));
+        let mut w = WorkerCore::<HeapFrame>::new(0, cell.clone(), Arc::new(Mailboxes::new(1, 4)), Arc::default());
+        let mut io = CaptureIo::default();
+        w.start(&mut io);
+        assert_eq!(io.sent.len(), 1, "one gratuitous ARP for the one owned address");
+        let gw = StaticNeigh { ip: Ipv4Addr::new(198, 18, 0, 254), mac: MacAddr([2, 0, 0, 0, 0, 0x91]), port: 0 };
+        let g = cell.publish(snapshot(vec![gw]));
+        assert_eq!(w.snapshot().generation, 1);
+        w.poll_control(0, &mut io);
+        assert_eq!(w.snapshot().generation, g);
+        assert_eq!(w.stats.snapshot_generation.get(), g);
+        assert_eq!(w.net.neigh.lookup(gw.ip), Some(gw.mac));
+        // Removing it from config removes the permanent entry.
+        cell.publish(snapshot(vec![]));
+        w.poll_control(0, &mut io);
+        assert_eq!(w.net.neigh.lookup(gw.ip), None);
+    }
+}
