@@ -1,1 +1,7 @@
-//! rvs control plane.
+//! rvs control plane: the configuration model, the snapshot builder and the control
+//! socket. It never touches a worker's private state: it publishes snapshots and reads
+//! counters.
+
+pub mod config;
+pub mod ctl;
+pub mod snapshot;

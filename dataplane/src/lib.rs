@@ -7,6 +7,7 @@
 pub mod frame;
 pub mod net;
 pub mod packet;
+pub mod params;
 pub mod snapshot;
 pub mod stats;
 pub mod worker;

@@ -34,7 +34,11 @@ pub struct Mailboxes {
 
 impl Mailboxes {
     pub fn new(workers: usize, capacity: usize) -> Self {
-        Mailboxes { boxes: (0..workers).map(|_| ArrayQueue::new(capacity.max(1))).collect() }
+        Mailboxes {
+            boxes: (0..workers)
+                .map(|_| ArrayQueue::new(capacity.max(1)))
+                .collect(),
+        }
     }
     pub fn post_others(&self, from: usize, msg: Msg) {
         for (i, b) in self.boxes.iter().enumerate() {
@@ -59,9 +63,22 @@ pub struct WorkerCore<F> {
 }
 
 impl<F: Frame> WorkerCore<F> {
-    pub fn new(id: usize, cell: Arc<SnapshotCell>, mail: Arc<Mailboxes>, stats: Arc<WorkerStats>) -> Self {
+    pub fn new(
+        id: usize,
+        cell: Arc<SnapshotCell>,
+        mail: Arc<Mailboxes>,
+        stats: Arc<WorkerStats>,
+    ) -> Self {
         let snap = cell.load();
-        WorkerCore { id, net: NetStack::new(snap.neigh_params), snap, cell, mail, stats, next_tick: 0 }
+        WorkerCore {
+            id,
+            net: NetStack::new(snap.neigh_params),
+            snap,
+            cell,
+            mail,
+            stats,
+            next_tick: 0,
+        }
     }
 
     pub fn snapshot(&self) -> &Snapshot {
@@ -89,7 +106,16 @@ impl<F: Frame> WorkerCore<F> {
         while let Some(msg) = self.mail.pop(self.id) {
             match msg {
                 Msg::Neigh(l) => {
-                    self.net.neigh.learn(l.ip, l.mac, l.port, true, now, &*self.snap, io, &self.stats);
+                    self.net.neigh.learn(
+                        l.ip,
+                        l.mac,
+                        l.port,
+                        true,
+                        now,
+                        &*self.snap,
+                        io,
+                        &self.stats,
+                    );
                 }
             }
         }
@@ -102,9 +128,13 @@ impl<F: Frame> WorkerCore<F> {
     fn apply_snapshot<I: Io<Frame = F>>(&mut self, io: &mut I) {
         let snap = self.snap.clone();
         self.net.neigh.set_params(snap.neigh_params);
-        self.net.neigh.retain_permanent(|ip| snap.neighbours.iter().any(|n| n.ip == ip));
+        self.net
+            .neigh
+            .retain_permanent(|ip| snap.neighbours.iter().any(|n| n.ip == ip));
         for n in &snap.neighbours {
-            self.net.neigh.add_permanent(n.ip, n.mac, n.port, &*snap, io, &self.stats);
+            self.net
+                .neigh
+                .add_permanent(n.ip, n.mac, n.port, &*snap, io, &self.stats);
         }
         self.stats.snapshot_generation.reset();
         self.stats.snapshot_generation.add(snap.generation);
@@ -113,7 +143,10 @@ impl<F: Frame> WorkerCore<F> {
     /// Handles one received frame.
     #[inline]
     pub fn handle<I: Io<Frame = F>>(&mut self, frame: F, port: usize, now: u64, io: &mut I) {
-        if let Some(l) = self.net.input(frame, port, &self.snap, now, io, &self.stats) {
+        if let Some(l) = self
+            .net
+            .input(frame, port, &self.snap, now, io, &self.stats)
+        {
             self.mail.post_others(self.id, Msg::Neigh(l));
         }
     }
@@ -148,7 +181,10 @@ mod tests {
         let mut io = CaptureIo::default();
         let cmac = MacAddr([2, 0, 0, 0, 0, 0xc1]);
         let req = build::arp_frame(
-            Link { src: cmac, dst: MacAddr::BROADCAST },
+            Link {
+                src: cmac,
+                dst: MacAddr::BROADCAST,
+            },
             arp::OP_REQUEST,
             cmac,
             Ipv4Addr::new(198, 18, 0, 1),
@@ -158,17 +194,33 @@ mod tests {
         w0.handle(HeapFrame::from_bytes(&req), 0, 0, &mut io);
         assert_eq!(w1.net.neigh.lookup(Ipv4Addr::new(198, 18, 0, 1)), None);
         w1.poll_control(1, &mut io);
-        assert_eq!(w1.net.neigh.lookup(Ipv4Addr::new(198, 18, 0, 1)), Some(cmac));
+        assert_eq!(
+            w1.net.neigh.lookup(Ipv4Addr::new(198, 18, 0, 1)),
+            Some(cmac)
+        );
     }
 
     #[test]
     fn a_published_snapshot_is_adopted_at_the_next_poll() {
         let cell = Arc::new(SnapshotCell::new(snapshot(vec![])));
-        let mut w = WorkerCore::<HeapFrame>::new(0, cell.clone(), Arc::new(Mailboxes::new(1, 4)), Arc::default());
+        let mut w = WorkerCore::<HeapFrame>::new(
+            0,
+            cell.clone(),
+            Arc::new(Mailboxes::new(1, 4)),
+            Arc::default(),
+        );
         let mut io = CaptureIo::default();
         w.start(&mut io);
-        assert_eq!(io.sent.len(), 1, "one gratuitous ARP for the one owned address");
-        let gw = StaticNeigh { ip: Ipv4Addr::new(198, 18, 0, 254), mac: MacAddr([2, 0, 0, 0, 0, 0x91]), port: 0 };
+        assert_eq!(
+            io.sent.len(),
+            1,
+            "one gratuitous ARP for the one owned address"
+        );
+        let gw = StaticNeigh {
+            ip: Ipv4Addr::new(198, 18, 0, 254),
+            mac: MacAddr([2, 0, 0, 0, 0, 0x91]),
+            port: 0,
+        };
         let g = cell.publish(snapshot(vec![gw]));
         assert_eq!(w.snapshot().generation, 1);
         w.poll_control(0, &mut io);

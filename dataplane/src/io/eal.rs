@@ -1,126 +1,9 @@
 //! EAL start-up and clean-up.
 
 use super::IoError;
+use crate::params::EalParams;
 use std::ffi::CString;
 use std::os::raw::c_char;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Hugepages {
-    /// Use hugepages when enough are free, else fall back to `--no-huge`.
-    Auto,
-    On,
-    Off,
-}
-
-/// What the EAL needs; built by the control plane from the config.
-#[derive(Debug, Clone)]
-pub struct EalParams {
-    /// CPUs to run on; the first hosts the main (control) lcore.
-    pub cores: Vec<usize>,
-    pub workers: usize,
-    pub file_prefix: String,
-    pub hugepages: Hugepages,
-    /// Memory to reserve with `--no-huge` (and the minimum free for `auto`).
-    pub memory_mb: usize,
-    /// Devices: PCI addresses (`-a`) or vdev strings (`--vdev`).
-    pub devices: Vec<String>,
-    /// Passed verbatim at the end (e.g. `--log-level=pmd.net.af_packet:debug`).
-    pub extra_args: Vec<String>,
-}
-
-/// True for `0000:03:00.0` or `03:00.0`: a PCI address rather than a vdev string.
-pub fn is_pci_address(dev: &str) -> bool {
-    let parts: Vec<&str> = dev.split(':').collect();
-    (parts.len() == 2 || parts.len() == 3)
-        && parts.last().is_some_and(|l| l.contains('.'))
-        && parts.iter().all(|p| p.split('.').all(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit())))
-}
-
-/// The DPDK device name of a device string: the vdev name before the first comma, or the
-/// PCI address.
-pub fn device_name(dev: &str) -> &str {
-    dev.split(',').next().unwrap_or(dev)
-}
-
-fn free_hugepages_mb() -> usize {
-    let Ok(info) = std::fs::read_to_string("/proc/meminfo") else { return 0 };
-    let field = |k: &str| {
-        info.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
-    };
-    field("HugePages_Free:") * field("Hugepagesize:") / 1024
-}
-
-impl EalParams {
-    /// The EAL command line. `--in-memory` keeps every instance private (no shared
-    /// config, no hugepage files left behind even after a crash), so tests can run many
-    /// daemons side by side.
-    pub fn args(&self) -> Vec<String> {
-        let mut a = vec!["rvsd".to_string()];
-        // lcore 0 = main on the first core; worker i on the following cores, wrapping
-        // round, so that more workers than cores still run (sharing, with the adaptive
-        // idle policy).
-        let cores: &[usize] = if self.cores.is_empty() { &[0] } else { &self.cores };
-        let mut map = vec![format!("0@{}", cores[0])];
-        for i in 0..self.workers {
-            map.push(format!("{}@{}", i + 1, cores[(i + 1) % cores.len()]));
-        }
-        a.push(format!("--lcores={}", map.join(",")));
-        a.push("--main-lcore=0".into());
-        a.push(format!("--file-prefix={}", self.file_prefix));
-        a.push("--in-memory".into());
-        let huge = match self.hugepages {
-            Hugepages::On => true,
-            Hugepages::Off => false,
-            Hugepages::Auto => free_hugepages_mb() >= self.memory_mb,
-        };
-        if !huge {
-            a.push("--no-huge".into());
-            a.push(format!("-m={}", self.memory_mb));
-        }
-        let mut pci = false;
-        for d in &self.devices {
-            if is_pci_address(d) {
-                pci = true;
-                a.push(format!("-a={d}"));
-            } else {
-                a.push(format!("--vdev={d}"));
-            }
-        }
-        if !pci {
-            a.push("--no-pci".into());
-        }
-        if let Some(dir) = pmd_dir() {
-            a.push(format!("-d={dir}"));
-        }
-        a.extend(self.extra_args.iter().cloned());
-        a
-    }
-}
-
-/// Debian installs the PMDs as plugins in /usr/lib/<triplet>/dpdk/pmds-<abi>. EAL also
-/// has that path built in; passing it explicitly makes the vdevs work even where a
-/// distribution did not.
-fn pmd_dir() -> Option<String> {
-    for base in ["/usr/lib/x86_64-linux-gnu/dpdk", "/usr/lib/aarch64-linux-gnu/dpdk", "/usr/local/lib/dpdk"] {
-        if let Ok(rd) = std::fs::read_dir(base) {
-            let mut dirs: Vec<String> = rd
-                .filter_map(|e| e.ok())
-                .map(|e| e.path().to_string_lossy().into_owned())
-                .filter(|p| p.contains("pmds-"))
-                .collect();
-            dirs.sort();
-            if let Some(d) = dirs.pop() {
-                return Some(d);
-            }
-        }
-    }
-    None
-}
 
 /// The running EAL; cleaned up (memory released) on drop.
 pub struct Eal {
@@ -133,7 +16,10 @@ impl Eal {
         tracing::info!(args = %args.join(" "), "starting EAL");
         let cargs: Vec<CString> = args
             .iter()
-            .map(|a| CString::new(a.as_str()).map_err(|_| IoError::Eal(format!("argument {a:?} contains NUL"))))
+            .map(|a| {
+                CString::new(a.as_str())
+                    .map_err(|_| IoError::Eal(format!("argument {a:?} contains NUL")))
+            })
             .collect::<Result<_, _>>()?;
         let mut argv: Vec<*mut c_char> = cargs.iter().map(|c| c.as_ptr() as *mut c_char).collect();
         argv.push(std::ptr::null_mut());
@@ -156,38 +42,5 @@ impl Drop for Eal {
     fn drop(&mut self) {
         // SAFETY: called once, after every port is closed and every lcore has returned.
         unsafe { dpdk_sys::rte_eal_cleanup() };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pci_or_vdev() {
-        assert!(is_pci_address("0000:03:00.0"));
-        assert!(is_pci_address("03:00.1"));
-        assert!(!is_pci_address("net_af_packet0,iface=veth-d"));
-        assert!(!is_pci_address("net_pcap0,rx_pcap=a.pcap,tx_pcap=b.pcap"));
-        assert_eq!(device_name("net_af_packet0,iface=veth-d"), "net_af_packet0");
-    }
-
-    #[test]
-    fn command_line() {
-        let p = EalParams {
-            cores: vec![0, 1],
-            workers: 2,
-            file_prefix: "t".into(),
-            hugepages: Hugepages::Off,
-            memory_mb: 128,
-            devices: vec!["net_null0".into()],
-            extra_args: vec![],
-        };
-        let a = p.args();
-        assert!(a.contains(&"--lcores=0@0,1@1,2@0".to_string()), "{a:?}");
-        assert!(a.contains(&"--no-huge".to_string()));
-        assert!(a.contains(&"--vdev=net_null0".to_string()));
-        assert!(a.contains(&"--no-pci".to_string()));
-        assert!(a.contains(&"--in-memory".to_string()));
     }
 }

@@ -40,12 +40,21 @@ impl Frame for Mbuf {
     fn data(&self) -> &[u8] {
         let m = self.m();
         // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's data room.
-        unsafe { std::slice::from_raw_parts((m.buf_addr as *const u8).add(usize::from(m.data_off)), usize::from(m.data_len)) }
+        unsafe {
+            std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
     }
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         let m = self.m();
-        let (addr, off, len) = (m.buf_addr as *mut u8, usize::from(m.data_off), usize::from(m.data_len));
+        let (addr, off, len) = (
+            m.buf_addr as *mut u8,
+            usize::from(m.data_off),
+            usize::from(m.data_len),
+        );
         // SAFETY: as above, and we own the mbuf exclusively.
         unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
     }
@@ -53,20 +62,28 @@ impl Frame for Mbuf {
         let cur = usize::from(self.m().data_len);
         let p = self.0.as_ptr();
         if len >= cur {
-            let Ok(n) = u16::try_from(len - cur) else { return false };
+            let Ok(n) = u16::try_from(len - cur) else {
+                return false;
+            };
             // SAFETY: p is a valid owned mbuf.
             n == 0 || unsafe { !sys::rvs_pktmbuf_append(p, n).is_null() }
         } else {
-            let Ok(n) = u16::try_from(cur - len) else { return false };
+            let Ok(n) = u16::try_from(cur - len) else {
+                return false;
+            };
             unsafe { sys::rvs_pktmbuf_trim(p, n) == 0 }
         }
     }
     fn prepend(&mut self, n: usize) -> bool {
-        let Ok(n) = u16::try_from(n) else { return false };
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
         unsafe { !sys::rvs_pktmbuf_prepend(self.0.as_ptr(), n).is_null() }
     }
     fn adj(&mut self, n: usize) -> bool {
-        let Ok(n) = u16::try_from(n) else { return false };
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
         unsafe { !sys::rvs_pktmbuf_adj(self.0.as_ptr(), n).is_null() }
     }
 }
@@ -92,7 +109,8 @@ impl MbufPool {
         let cache = 256.min(count / 4);
         let room = (sys::RTE_MBUF_DEFAULT_BUF_SIZE) as u16;
         // SAFETY: EAL is initialised; the name is a valid C string.
-        let p = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, room, socket) };
+        let p =
+            unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, room, socket) };
         NonNull::new(p).map(MbufPool).ok_or_else(|| {
             IoError::Pool(format!(
                 "{name:?} of {count} mbufs: {}; lower `dataplane.mbufs` or give the EAL more memory \

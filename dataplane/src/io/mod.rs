@@ -6,10 +6,10 @@ mod mbuf;
 mod port;
 mod run;
 
-pub use eal::{Eal, EalParams, Hugepages};
+pub use eal::Eal;
 pub use mbuf::{Mbuf, MbufPool};
 pub use port::{Port, PortParams};
-pub use run::{launch_workers, IdlePolicy, WorkerCtx, WorkerHandles};
+pub use run::{launch_workers, WorkerCtx, WorkerHandles};
 
 use std::ffi::CStr;
 
@@ -19,7 +19,11 @@ pub enum IoError {
     #[error("EAL initialisation failed: {0}")]
     Eal(String),
     #[error("port {name:?} ({device}): {what}")]
-    Port { name: String, device: String, what: String },
+    Port {
+        name: String,
+        device: String,
+        what: String,
+    },
     #[error("mbuf pool {0}")]
     Pool(String),
     #[error("lcores: {0}")]
@@ -28,7 +32,11 @@ pub enum IoError {
 
 /// The text of the current `rte_errno` (or of `code` when given a negative return value).
 pub(crate) fn rte_error(code: i32) -> String {
-    let e = if code < 0 { -code } else { unsafe { dpdk_sys::rvs_errno() } };
+    let e = if code < 0 {
+        -code
+    } else {
+        unsafe { dpdk_sys::rvs_errno() }
+    };
     // SAFETY: rte_strerror returns a pointer to a static or thread-local string.
     let s = unsafe { CStr::from_ptr(dpdk_sys::rte_strerror(e)) };
     format!("{} (errno {e})", s.to_string_lossy())

@@ -1,8 +1,8 @@
 //! Ethernet ports: configure one rx/tx queue pair per worker, start, stop, close.
 
-use super::eal::device_name;
 use super::{IoError, MbufPool};
 use crate::packet::MacAddr;
+use crate::params::device_name;
 use dpdk_sys as sys;
 use std::ffi::CString;
 
@@ -30,7 +30,11 @@ pub struct Port {
 
 impl Port {
     pub fn start(p: &PortParams, pool: MbufPool) -> Result<Port, IoError> {
-        let err = |what: String| IoError::Port { name: p.name.clone(), device: p.device.clone(), what };
+        let err = |what: String| IoError::Port {
+            name: p.name.clone(),
+            device: p.device.clone(),
+            what,
+        };
         let dname = device_name(&p.device);
         let cname = CString::new(dname).map_err(|_| err("device name contains NUL".into()))?;
         let mut id = 0u16;
@@ -46,7 +50,10 @@ impl Port {
         // SAFETY: valid port id, out pointer.
         let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
         if rc != 0 {
-            return Err(err(format!("cannot read device info: {}", super::rte_error(rc))));
+            return Err(err(format!(
+                "cannot read device info: {}",
+                super::rte_error(rc)
+            )));
         }
         if p.queues > info.max_rx_queues || p.queues > info.max_tx_queues {
             return Err(err(format!(
@@ -63,13 +70,29 @@ impl Port {
         let socket = unsafe { sys::rte_eth_dev_socket_id(id) };
         let socket = if socket < 0 { 0 } else { socket as u32 };
         for q in 0..p.queues {
-            let rc = unsafe { sys::rte_eth_rx_queue_setup(id, q, p.rx_desc, socket, std::ptr::null(), pool.as_ptr()) };
+            let rc = unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    p.rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            };
             if rc != 0 {
-                return Err(err(format!("rx queue {q} setup failed: {}", super::rte_error(rc))));
+                return Err(err(format!(
+                    "rx queue {q} setup failed: {}",
+                    super::rte_error(rc)
+                )));
             }
-            let rc = unsafe { sys::rte_eth_tx_queue_setup(id, q, p.tx_desc, socket, std::ptr::null()) };
+            let rc =
+                unsafe { sys::rte_eth_tx_queue_setup(id, q, p.tx_desc, socket, std::ptr::null()) };
             if rc != 0 {
-                return Err(err(format!("tx queue {q} setup failed: {}", super::rte_error(rc))));
+                return Err(err(format!(
+                    "tx queue {q} setup failed: {}",
+                    super::rte_error(rc)
+                )));
             }
         }
         let rc = unsafe { sys::rte_eth_dev_start(id) };
@@ -87,7 +110,14 @@ impl Port {
         unsafe { sys::rte_eth_macaddr_get(id, &mut mac) };
         let mut mtu = 1500u16;
         unsafe { sys::rte_eth_dev_get_mtu(id, &mut mtu) };
-        let port = Port { id, name: p.name.clone(), device: p.device.clone(), mac: MacAddr(mac.addr_bytes), mtu, queues: p.queues };
+        let port = Port {
+            id,
+            name: p.name.clone(),
+            device: p.device.clone(),
+            mac: MacAddr(mac.addr_bytes),
+            mtu,
+            queues: p.queues,
+        };
         tracing::info!(port = %port.name, id, mac = %port.mac, mtu, queues = p.queues, "port started");
         Ok(port)
     }

@@ -4,6 +4,7 @@
 use super::mbuf::{Mbuf, MbufPool};
 use super::IoError;
 use crate::frame::{Frame, Io};
+use crate::params::IdlePolicy;
 use crate::snapshot::SnapshotCell;
 use crate::stats::{DropReason, WorkerStats};
 use crate::worker::{Mailboxes, WorkerCore, BURST};
@@ -13,17 +14,6 @@ use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What a worker does when its queues are empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IdlePolicy {
-    /// Poll without pause: lowest latency, one full core per worker (bare metal).
-    Busy,
-    /// After a run of empty polls, sleep for a short time that doubles up to a cap, and
-    /// return to polling at the first packet. Lets a worker share a core.
-    Adaptive,
-}
 
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 256;
 const SLEEP_MIN: Duration = Duration::from_micros(10);
@@ -68,7 +58,11 @@ pub fn launch_workers(ctxs: Vec<WorkerCtx>) -> Result<WorkerHandles, IoError> {
         l = unsafe { sys::rte_get_next_lcore(l, 1, 0) };
     }
     if lcores.len() < ctxs.len() {
-        return Err(IoError::Lcore(format!("{} workers but only {} worker lcores", ctxs.len(), lcores.len())));
+        return Err(IoError::Lcore(format!(
+            "{} workers but only {} worker lcores",
+            ctxs.len(),
+            lcores.len()
+        )));
     }
     let mut launched = Vec::new();
     for (ctx, &lcore) in ctxs.into_iter().zip(&lcores) {
@@ -78,7 +72,10 @@ pub fn launch_workers(ctxs: Vec<WorkerCtx>) -> Result<WorkerHandles, IoError> {
         let rc = unsafe { sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
         if rc != 0 {
             drop(unsafe { Box::from_raw(arg as *mut WorkerCtx) });
-            return Err(IoError::Lcore(format!("launching worker {id} on lcore {lcore}: {}", super::rte_error(rc))));
+            return Err(IoError::Lcore(format!(
+                "launching worker {id} on lcore {lcore}: {}",
+                super::rte_error(rc)
+            )));
         }
         tracing::info!(worker = id, lcore, "worker launched");
         launched.push(lcore);
@@ -106,12 +103,21 @@ struct DpdkIo<'a> {
 
 impl DpdkIo<'_> {
     fn flush(&mut self, port: usize) {
-        let Some(buf) = self.tx.get_mut(port) else { return };
+        let Some(buf) = self.tx.get_mut(port) else {
+            return;
+        };
         if buf.is_empty() {
             return;
         }
         let lens: ArrayVec<u16, BURST> = buf.iter().map(|&m| unsafe { (*m).data_len }).collect();
-        let n = usize::from(unsafe { sys::rvs_eth_tx_burst(self.ports[port], self.queue, buf.as_mut_ptr(), buf.len() as u16) });
+        let n = usize::from(unsafe {
+            sys::rvs_eth_tx_burst(
+                self.ports[port],
+                self.queue,
+                buf.as_mut_ptr(),
+                buf.len() as u16,
+            )
+        });
         let pc = &self.stats.ports[port];
         let sent_bytes: u64 = lens[..n].iter().map(|&l| u64::from(l)).sum();
         pc.tx_packets.add(n as u64);
@@ -154,7 +160,12 @@ impl Io for DpdkIo<'_> {
 fn run_worker(ctx: WorkerCtx) {
     let base = Instant::now();
     let stats = ctx.stats.clone();
-    let mut core = WorkerCore::<Mbuf>::new(ctx.id, ctx.cell.clone(), ctx.mail.clone(), ctx.stats.clone());
+    let mut core = WorkerCore::<Mbuf>::new(
+        ctx.id,
+        ctx.cell.clone(),
+        ctx.mail.clone(),
+        ctx.stats.clone(),
+    );
     let mut io = DpdkIo {
         pool: ctx.pool,
         queue: ctx.queue,
@@ -173,12 +184,16 @@ fn run_worker(ctx: WorkerCtx) {
         core.poll_control(now, &mut io);
         let mut got = 0usize;
         for (pidx, &pid) in ctx.ports.iter().enumerate() {
-            let n = usize::from(unsafe { sys::rvs_eth_rx_burst(pid, ctx.queue, rx.as_mut_ptr(), burst) });
+            let n = usize::from(unsafe {
+                sys::rvs_eth_rx_burst(pid, ctx.queue, rx.as_mut_ptr(), burst)
+            });
             got += n;
             let pc = &stats.ports[pidx];
             for &raw in &rx[..n] {
                 // SAFETY: rx burst hands us ownership of n valid mbufs.
-                let Some(m) = (unsafe { Mbuf::from_raw(raw) }) else { continue };
+                let Some(m) = (unsafe { Mbuf::from_raw(raw) }) else {
+                    continue;
+                };
                 let len = m.data().len() as u64;
                 pc.rx_packets.inc();
                 pc.rx_bytes.add(len);
