@@ -59,9 +59,9 @@ fn free_hugepages_mb() -> usize {
 }
 
 impl EalParams {
-    /// The EAL command line. `--in-memory` keeps every instance private (no shared
-    /// config, no hugepage files left behind even after a crash), so tests can run many
-    /// daemons side by side.
+    /// The EAL command line. Every instance is private (`--in-memory` with hugepages,
+    /// `--no-shconf` without): no shared config and no hugepage files left behind even
+    /// after a crash, so tests can run many daemons side by side.
     pub fn args(&self) -> Vec<String> {
         let mut a = vec!["rvsd".to_string()];
         // lcore 0 = main on the first core; worker i on the following cores, wrapping
@@ -79,21 +79,27 @@ impl EalParams {
         a.push(format!("--lcores={}", map.join(",")));
         a.push("--main-lcore=0".into());
         a.push(format!("--file-prefix={}", self.file_prefix));
-        a.push("--in-memory".into());
         let huge = match self.hugepages {
             Hugepages::On => true,
             Hugepages::Off => false,
             Hugepages::Auto => free_hugepages_mb() >= self.memory_mb,
         };
-        if !huge {
+        if huge {
+            a.push("--in-memory".into());
+        } else {
+            // --no-huge implies legacy memory, which --in-memory refuses; --no-shconf
+            // gives the same privacy (anonymous memory leaves no files).
             a.push("--no-huge".into());
-            a.push(format!("-m={}", self.memory_mb));
+            a.push("--no-shconf".into());
+            a.push("-m".into());
+            a.push(self.memory_mb.to_string());
         }
         let mut pci = false;
         for d in &self.devices {
             if is_pci_address(d) {
                 pci = true;
-                a.push(format!("-a={d}"));
+                a.push("-a".into());
+                a.push(d.clone());
             } else {
                 a.push(format!("--vdev={d}"));
             }
@@ -102,7 +108,8 @@ impl EalParams {
             a.push("--no-pci".into());
         }
         if let Some(dir) = pmd_dir() {
-            a.push(format!("-d={dir}"));
+            a.push("-d".into());
+            a.push(dir);
         }
         a.extend(self.extra_args.iter().cloned());
         a
@@ -174,6 +181,16 @@ mod tests {
         assert!(a.contains(&"--no-huge".to_string()));
         assert!(a.contains(&"--vdev=net_null0".to_string()));
         assert!(a.contains(&"--no-pci".to_string()));
-        assert!(a.contains(&"--in-memory".to_string()));
+        assert!(a.contains(&"--no-shconf".to_string()));
+        assert!(
+            !a.contains(&"--in-memory".to_string()),
+            "--in-memory conflicts with --no-huge"
+        );
+        let on = EalParams {
+            hugepages: Hugepages::On,
+            ..p
+        }
+        .args();
+        assert!(on.contains(&"--in-memory".to_string()) && !on.contains(&"--no-huge".to_string()));
     }
 }
