@@ -149,11 +149,8 @@ pub fn read_counters(
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
-    #[error("cannot reach rvsd at {path}: {source}. Is rvsd running? Point at its socket with --socket PATH or RVS_SOCKET=PATH (the path is control.socket in its config)")]
-    Connect {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot reach rvsd at {path}: {err}. Is rvsd running? Point at its socket with --socket PATH or RVS_SOCKET=PATH (the path is control.socket in its config)")]
+    Connect { path: String, err: std::io::Error },
     #[error("control socket {path}: {what}")]
     Socket { path: String, what: String },
     #[error("rvsd answered: {0}")]
@@ -163,9 +160,9 @@ pub enum CtlError {
 /// Sends one request and waits for its response.
 pub fn call(path: &Path, req: &Request) -> Result<Response, CtlError> {
     let p = path.display().to_string();
-    let mut s = UnixStream::connect(path).map_err(|source| CtlError::Connect {
+    let mut s = UnixStream::connect(path).map_err(|err| CtlError::Connect {
         path: p.clone(),
-        source,
+        err,
     })?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut line = serde_json::to_string(&Envelope {

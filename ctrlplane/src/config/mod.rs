@@ -247,16 +247,16 @@ impl Config {
         match parse_cpu_list(&self.eal.cores) {
             Err(m) => err("eal.cores".into(), m),
             Ok(cpus) => {
-                let n = std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1);
-                if let Some(c) = cpus.iter().find(|&&c| c >= n) {
+                let online = online_cpus();
+                if let Some(c) = cpus.iter().find(|c| !online.contains(c)) {
+                    let list = online
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",");
                     err(
                         "eal.cores".into(),
-                        format!(
-                            "CPU {c} does not exist here (CPUs 0-{} are available)",
-                            n - 1
-                        ),
+                        format!("CPU {c} is not online here (online CPUs: {list})"),
                     );
                 }
             }
@@ -446,6 +446,21 @@ fn serde_error(e: serde_yaml::Error, file: &str) -> ConfigError {
             message: msg,
         },
     }
+}
+
+/// The CPUs that exist and are online. Not the thread's affinity: once the EAL has pinned
+/// the daemon's main thread, that is a single CPU, and a reload must still accept the
+/// configuration it started with.
+pub fn online_cpus() -> Vec<usize> {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse_cpu_list(s.trim()).ok())
+        .unwrap_or_else(|| {
+            (0..std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1))
+                .collect()
+        })
 }
 
 /// Parses "0-3,6" into [0,1,2,3,6].

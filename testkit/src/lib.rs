@@ -1,0 +1,368 @@
+//! Test hosts in network namespaces, joined by veth pairs to a bridge, with rvsd running
+//! inside one of them on `net_af_packet` vdevs.
+//!
+//! Every name is unique per process and topology (`rvst-<pid>-<n>-<host>`), every address
+//! is in 198.18.0.0/15, and everything is torn down on drop, also when the test panics
+//! (then rvsd's log is printed, which is what one needs to read in CI). Namespaces left
+//! by a process that was killed outright are removed by the next `Topology::new`.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+static SWEEP: Once = Once::new();
+
+const PREFIX: &str = "rvst";
+
+/// Runs a command and returns its output; panics with the command and stderr on failure.
+pub fn sh(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {args:?}: {e} (run scripts/setup.sh to install the test tools)")
+        });
+    if !out.status.success() {
+        panic!(
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    out
+}
+
+/// Fails the test with a clear message unless it can create namespaces and run rvsd.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("end-to-end tests need root (network namespaces, DPDK): run them with scripts/test.sh as root");
+    }
+}
+
+/// Removes namespaces of earlier test processes that no longer run.
+fn sweep_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let mut parts = name.split('-');
+        if parts.next() != Some(PREFIX) {
+            continue;
+        }
+        let Some(pid) = parts.next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks for existence.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// A host: a namespace with one interface `eth0` on the topology's bridge.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub ns: String,
+    pub ifname: String,
+    /// The address on eth0 (None for a director, whose eth0 belongs to DPDK).
+    pub ip: Option<Ipv4Addr>,
+    pub mac: String,
+}
+
+impl Host {
+    /// `ip netns exec <ns> args...`, returning the output whatever the exit status.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {args:?} in {}: {e}", self.ns))
+    }
+    /// Like `exec`, panicking on failure.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.exec(args);
+        if !out.status.success() {
+            panic!(
+                "{args:?} in {} failed: {}{}",
+                self.ns,
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {args:?} in {}: {e}", self.ns))
+    }
+}
+
+/// A set of hosts on one bridge. The bridge lives in a namespace of its own, so that no
+/// test traffic ever touches the root namespace.
+pub struct Topology {
+    pub id: String,
+    bridge_ns: String,
+    hosts: Vec<Host>,
+    pub dir: PathBuf,
+    daemons: Vec<Rvsd>,
+}
+
+impl Topology {
+    pub fn new() -> Topology {
+        require_root();
+        SWEEP.call_once(sweep_stale);
+        let id = format!(
+            "{PREFIX}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(&id);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let bridge_ns = format!("{id}-br");
+        let t = Topology {
+            id,
+            bridge_ns: bridge_ns.clone(),
+            hosts: Vec::new(),
+            dir,
+            daemons: Vec::new(),
+        };
+        sh(&["ip", "netns", "add", &bridge_ns]);
+        sh(&[
+            "ip", "-n", &bridge_ns, "link", "add", "br0", "type", "bridge",
+        ]);
+        sh(&["ip", "-n", &bridge_ns, "link", "set", "br0", "up"]);
+        t
+    }
+
+    /// Adds a host with `eth0` bridged; `addr` like "198.18.0.1/24", or None for a
+    /// director (no kernel address: DPDK owns the interface).
+    pub fn add_host(&mut self, name: &str, addr: Option<&str>) -> Host {
+        assert!(
+            name.len() <= 8,
+            "host names are at most 8 characters (interface names are short)"
+        );
+        if let Some(a) = addr {
+            let ip: Ipv4Addr = a
+                .split('/')
+                .next()
+                .unwrap()
+                .parse()
+                .expect("an IPv4 address");
+            assert!(
+                u32::from(ip) >> 17 == u32::from(Ipv4Addr::new(198, 18, 0, 0)) >> 17,
+                "test addresses must be in 198.18.0.0/15"
+            );
+        }
+        let ns = format!("{}-{name}", self.id);
+        let peer = format!("p-{name}");
+        sh(&["ip", "netns", "add", &ns]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &self.bridge_ns,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &self.bridge_ns,
+            "link",
+            "set",
+            &peer,
+            "master",
+            "br0",
+        ]);
+        sh(&["ip", "-n", &self.bridge_ns, "link", "set", &peer, "up"]);
+        let h = Host {
+            name: name.into(),
+            ns: ns.clone(),
+            ifname: "eth0".into(),
+            ip: None,
+            mac: String::new(),
+        };
+        h.run(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        h.run(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        // Kernel peers must put real checksums and real-sized segments on the wire: a
+        // DPDK port on the other end sees the frames exactly as veth carries them.
+        for feature in ["tx", "tso", "gso", "gro"] {
+            let _ = h.exec(&["ethtool", "-K", "eth0", feature, "off"]);
+        }
+        sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        if let Some(a) = addr {
+            sh(&["ip", "-n", &ns, "addr", "add", a, "dev", "eth0"]);
+        }
+        let mac = h
+            .run(&["cat", "/sys/class/net/eth0/address"])
+            .trim()
+            .to_string();
+        let h = Host {
+            ip: addr.map(|a| a.split('/').next().unwrap().parse().unwrap()),
+            mac,
+            ..h
+        };
+        self.hosts.push(h.clone());
+        h
+    }
+
+    /// Starts rvsd in `host` with `config` (YAML; `{SOCKET}` is replaced by a socket path
+    /// private to this topology) and waits until it answers on its control socket.
+    pub fn start_rvsd(&mut self, host: &Host, rvsd: &Path, config: &str) -> &Rvsd {
+        let n = self.daemons.len();
+        let socket = self.dir.join(format!("rvsd{n}.sock"));
+        let cfg_path = self.dir.join(format!("rvsd{n}.yaml"));
+        let log = self.dir.join(format!("rvsd{n}.log"));
+        std::fs::write(
+            &cfg_path,
+            config.replace("{SOCKET}", &socket.display().to_string()),
+        )
+        .expect("write config");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.ns])
+            .arg(rvsd)
+            .arg("--config")
+            .arg(&cfg_path)
+            .stdout(logf.try_clone().expect("log"))
+            .stderr(logf)
+            .spawn()
+            .expect("spawn rvsd");
+        let mut d = Rvsd {
+            child: Some(child),
+            socket,
+            config: cfg_path,
+            log,
+        };
+        d.wait_ready(Duration::from_secs(60));
+        self.daemons.push(d);
+        self.daemons.last().expect("just pushed")
+    }
+
+    pub fn rvsd(&mut self, n: usize) -> &mut Rvsd {
+        &mut self.daemons[n]
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        for d in &mut self.daemons {
+            d.stop();
+            if panicking {
+                eprintln!(
+                    "---- {} ----\n{}",
+                    d.log.display(),
+                    std::fs::read_to_string(&d.log).unwrap_or_default()
+                );
+            }
+        }
+        for h in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", &h.ns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.bridge_ns])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running rvsd.
+pub struct Rvsd {
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Rvsd {
+    fn wait_ready(&mut self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!(
+                        "rvsd exited during start-up ({st}):\n{}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
+                }
+            }
+            if ctrlplane::ctl::call(&self.socket, &ctrlplane::ctl::Request::Status).is_ok() {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "rvsd did not answer within {timeout:?}:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn status(&self) -> ctrlplane::ctl::Status {
+        match ctrlplane::ctl::call(&self.socket, &ctrlplane::ctl::Request::Status) {
+            Ok(ctrlplane::ctl::Response::Status(s)) => s,
+            other => panic!("status: {other:?}"),
+        }
+    }
+
+    pub fn counters(&self) -> ctrlplane::ctl::Counters {
+        match ctrlplane::ctl::call(&self.socket, &ctrlplane::ctl::Request::Counters) {
+            Ok(ctrlplane::ctl::Response::Counters(c)) => c,
+            other => panic!("counters: {other:?}"),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGTERM, then wait up to 15 s (SIGKILL after that). Returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // `ip netns exec` execs rvsd, so the child's pid is rvsd's.
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Rvsd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
