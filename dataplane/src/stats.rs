@@ -92,6 +92,12 @@ pub struct PortCounters {
     pub tx_dropped: Counter,
 }
 
+/// Frames a worker answered or consumed without dropping them; with the drop counters
+/// this accounts for every received frame.
+pub fn handled(s: &WorkerStats) -> u64 {
+    s.arp_replies.get() + s.arp_replies_received.get() + s.icmp_echo_replies.get()
+}
+
 /// One worker's counters. Allocated once per worker; aligned so that two workers never
 /// share a cache line.
 #[repr(align(64))]
@@ -103,6 +109,7 @@ pub struct WorkerStats {
     pub tx_bytes: Counter,
     pub arp_replies: Counter,
     pub arp_requests: Counter,
+    pub arp_replies_received: Counter,
     pub icmp_echo_replies: Counter,
     pub snapshot_generation: Counter,
     pub loops: Counter,

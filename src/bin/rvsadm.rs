@@ -111,6 +111,10 @@ fn format_counters(c: &Counters) -> String {
     let sum = |f: fn(&ctl::WorkerCounters) -> u64| c.workers.iter().map(f).sum::<u64>();
     o += &format!("  arp_replies {:>14}\n", sum(|w| w.arp_replies));
     o += &format!("  arp_requests {:>13}\n", sum(|w| w.arp_requests));
+    o += &format!(
+        "  arp_replies_received {:>5}\n",
+        sum(|w| w.arp_replies_received)
+    );
     o += &format!("  icmp_echo_replies {:>8}\n", sum(|w| w.icmp_echo_replies));
     o += "\nDrops:\n";
     let mut any = false;

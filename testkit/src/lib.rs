@@ -140,6 +140,17 @@ impl Topology {
             daemons: Vec::new(),
         };
         sh(&["ip", "netns", "add", &bridge_ns]);
+        // No IPv6 chatter (router solicitations, MLD) from the bridge's own ports.
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &bridge_ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]);
         sh(&[
             "ip", "-n", &bridge_ns, "link", "add", "br0", "type", "bridge",
         ]);
@@ -262,6 +273,12 @@ impl Topology {
 
     pub fn rvsd(&mut self, n: usize) -> &mut Rvsd {
         &mut self.daemons[n]
+    }
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -110,12 +110,14 @@ impl MarkedEventReceiver for Walker<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
             Event::Scalar(ref v, ..) => {
-                if !self.node_start(Some(v), mark) {
+                let is_key = self.node_start(Some(v), mark);
+                if !is_key {
                     self.value_end();
                 }
             }
             Event::Alias(_) => {
-                if !self.node_start(None, mark) {
+                let is_key = self.node_start(None, mark);
+                if !is_key {
                     self.value_end();
                 }
             }

@@ -130,7 +130,8 @@ impl<F: Frame> NetStack<F> {
                 }
             }
             // A reply to us has done its job by being learned above.
-            _ => {}
+            arp::OP_REPLY => stats.arp_replies_received.inc(),
+            _ => stats.dropped(DropReason::ArpMalformed),
         }
         learned
     }

@@ -135,6 +135,7 @@ impl<F: Frame> NeighTable<F> {
 
     /// Sends `frame` (an IPv4 packet behind a 14-byte Ethernet header whose MACs are
     /// filled in here) to `next_hop` on `port`, resolving it first when needed.
+    #[allow(clippy::too_many_arguments)]
     pub fn output<I: Io<Frame = F>>(
         &mut self,
         frame: F,

@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn options_and_fragments() {
-        let mut b = vec![0u8; 32];
+        let mut b = [0u8; 32];
         b[0] = 0x46;
         b[2..4].copy_from_slice(&32u16.to_be_bytes());
         b[6..8].copy_from_slice(&0x2001u16.to_be_bytes()); // MF, offset 8

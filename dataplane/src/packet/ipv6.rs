@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn fields() {
-        let mut b = vec![0u8; 48];
+        let mut b = [0u8; 48];
         b[0] = 0x6a;
         b[1] = 0xb1;
         b[2] = 0x23;

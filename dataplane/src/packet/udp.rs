@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn fields_and_checksum() {
-        let mut b = vec![0u8; 12];
+        let mut b = [0u8; 12];
         b[0..2].copy_from_slice(&53u16.to_be_bytes());
         b[2..4].copy_from_slice(&5353u16.to_be_bytes());
         b[4..6].copy_from_slice(&12u16.to_be_bytes());
@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn length_checks() {
-        let mut b = vec![0u8; 8];
+        let mut b = [0u8; 8];
         b[4..6].copy_from_slice(&7u16.to_be_bytes());
         assert_eq!(
             UdpPacket::new_checked(&b[..]).unwrap_err(),

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then formatting, lints, and every test
+# (unit, packet-level, and end to end with real DPDK in network namespaces). Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace 2>&1 | tee target/test.log
+# Leftovers are bugs: every test tears down what it made.
+left=$(ip netns list | grep -c '^rvst-' || true)
+if [ "$left" -ne 0 ]; then
+  echo "tests left $left network namespace(s) behind:" >&2
+  ip netns list | grep '^rvst-' >&2
+  exit 1
+fi
+if pgrep -x rvsd >/dev/null; then
+  echo "tests left rvsd running: $(pgrep -a -x rvsd)" >&2
+  exit 1
+fi
