@@ -23,3 +23,6 @@ if pgrep -x rvsd >/dev/null; then
   echo "tests left rvsd running: $(pgrep -a -x rvsd)" >&2
   exit 1
 fi
+# One closing line with the totals over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
