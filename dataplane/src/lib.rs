@@ -5,6 +5,7 @@
 //! to DPDK.
 
 pub mod frame;
+pub mod ipvs;
 pub mod net;
 pub mod packet;
 pub mod params;

@@ -1,0 +1,3 @@
+//! IPVS: virtual services, real servers, schedulers, connections, forwarding.
+
+pub mod sched;
