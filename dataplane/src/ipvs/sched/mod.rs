@@ -269,11 +269,7 @@ impl Scheduler {
     pub fn update(&mut self, tables: SchedTables, dests: &[DestLoad]) {
         self.tables = tables;
         match &mut self.state {
-            State::Rr(last) => {
-                if last.is_some_and(|l| l >= dests.len()) {
-                    *last = None;
-                }
-            }
+            State::Rr(last) if last.is_some_and(|l| l >= dests.len()) => *last = None,
             State::Wrr { cl, cw, mw, di } => {
                 // ip_vs_wrr_dest_changed
                 let (ndi, nmw) = wrr_params(dests);
@@ -402,7 +398,6 @@ impl Scheduler {
         if *mw == 0 {
             return None;
         }
-        let n = dests.len();
         let last = *cl;
         let mut pos = *cl; // iteration continues after pos
         let mut stop: Option<usize> = None;
@@ -411,8 +406,7 @@ impl Scheduler {
         loop {
             // list_for_each_entry_continue from pos to the end of the list
             let first = pos.map_or(0, |p| p + 1);
-            for i in first..n {
-                let d = &dests[i];
+            for (i, d) in dests.iter().enumerate().skip(first) {
                 if !d.overloaded && i64::from(d.weight) >= *cw {
                     *cl = Some(i);
                     return Some(i);
