@@ -1,3 +1,4 @@
 //! IPVS: virtual services, real servers, schedulers, connections, forwarding.
 
+pub mod conn;
 pub mod sched;
