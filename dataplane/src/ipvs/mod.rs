@@ -2,4 +2,6 @@
 
 pub mod conn;
 pub mod sched;
+pub mod service;
 pub mod state;
+pub mod xmit;

@@ -1,0 +1,143 @@
+//! Virtual services and real servers as the workers see them: part of the immutable
+//! snapshot, built by the control plane.
+
+use super::conn::Fwd;
+use super::sched::{SchedFlags, SchedKind, SchedTables};
+use super::state::Timeouts;
+use std::net::Ipv4Addr;
+
+/// Real-server slots: a real server keeps its slot for life, and a slot is reused only
+/// after no worker holds a connection to its previous owner. Per-worker counters are
+/// arrays indexed by slot.
+pub const DEST_SLOTS: usize = 4096;
+/// Service slots, likewise.
+pub const SVC_SLOTS: usize = 1024;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Proto {
+    Tcp = 6,
+    Udp = 17,
+}
+
+impl Proto {
+    pub fn from_u8(p: u8) -> Option<Proto> {
+        match p {
+            6 => Some(Proto::Tcp),
+            17 => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+    /// ipvsadm's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    pub timeout: u32,
+    pub netmask: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    pub slot: u32,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub fwd: Fwd,
+    pub weight: u32,
+    /// Upper and lower connection thresholds (`-x`, `-y`); 0 = unset.
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub slot: u32,
+    pub proto: Proto,
+    pub vip: Ipv4Addr,
+    /// 0 = every port (only with persistence, as in LVS).
+    pub port: u16,
+    pub sched: SchedKind,
+    pub flags: SchedFlags,
+    pub persistence: Option<Persistence>,
+    /// FULLNAT local addresses (LIPs).
+    pub local_addrs: Vec<Ipv4Addr>,
+    /// FULLNAT: carry the client address to the real server in a TCP option (TOA).
+    pub toa: bool,
+    pub dests: Vec<RealServer>,
+    pub tables: SchedTables,
+    /// Changes whenever the real servers, their weights or the scheduler change, so that
+    /// workers know to update their scheduler copy; unchanged services keep their state.
+    pub version: u64,
+}
+
+/// The IPVS part of the snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct IpvsTable {
+    pub services: Vec<Service>,
+    index: ahash::AHashMap<(u8, u32, u16), usize>,
+    vips: ahash::AHashSet<u32>,
+    lips: ahash::AHashSet<u32>,
+    pub timeouts: Timeouts,
+    /// Drop a connection on its next packet once its real server was removed.
+    pub expire_nodest_conn: bool,
+    /// Expire templates of weight-0 real servers so their clients are rescheduled.
+    pub expire_quiescent_template: bool,
+}
+
+impl IpvsTable {
+    pub fn new(
+        services: Vec<Service>,
+        timeouts: Timeouts,
+        expire_nodest_conn: bool,
+        expire_quiescent_template: bool,
+    ) -> Self {
+        let mut t = IpvsTable {
+            services,
+            timeouts,
+            expire_nodest_conn,
+            expire_quiescent_template,
+            ..Default::default()
+        };
+        for (i, s) in t.services.iter().enumerate() {
+            t.index.insert((s.proto as u8, s.vip.into(), s.port), i);
+            t.vips.insert(s.vip.into());
+            for l in &s.local_addrs {
+                t.lips.insert((*l).into());
+            }
+        }
+        t
+    }
+    /// The service for a packet to `vip:port`: the exact port first, then the port-0
+    /// (all ports) service of that address.
+    #[inline]
+    pub fn lookup(&self, proto: u8, vip: Ipv4Addr, port: u16) -> Option<&Service> {
+        let v = u32::from(vip);
+        self.index
+            .get(&(proto, v, port))
+            .or_else(|| self.index.get(&(proto, v, 0)))
+            .map(|&i| &self.services[i])
+    }
+    #[inline]
+    pub fn is_vip(&self, a: Ipv4Addr) -> bool {
+        self.vips.contains(&u32::from(a))
+    }
+    #[inline]
+    pub fn is_lip(&self, a: Ipv4Addr) -> bool {
+        self.lips.contains(&u32::from(a))
+    }
+    pub fn by_slot(&self, slot: u32) -> Option<&Service> {
+        self.services.iter().find(|s| s.slot == slot)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+}
