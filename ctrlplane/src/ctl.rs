@@ -17,6 +17,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub enum Request {
     Status,
     Counters,
+    /// Virtual services with their real servers and counters.
+    Services,
     /// Re-read the config file and apply it (as SIGHUP does).
     Reload,
 }
@@ -26,6 +28,7 @@ pub enum Request {
 pub enum Response {
     Status(Status),
     Counters(Counters),
+    Services(Vec<ServiceStatus>),
     Reloaded { generation: u64 },
     Error { message: String },
 }
@@ -58,6 +61,100 @@ pub struct PortStatus {
     pub addresses: Vec<String>,
 }
 
+/// Traffic counters summed over workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TrafficStats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub protocol: String,
+    pub vip: String,
+    pub port: u16,
+    pub scheduler: String,
+    pub flags: Vec<String>,
+    pub persistence: Option<(u32, String)>,
+    pub local_addresses: Vec<String>,
+    pub stats: TrafficStats,
+    pub real_servers: Vec<RealServerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServerStatus {
+    pub address: String,
+    pub port: u16,
+    pub forward: String,
+    pub weight: u32,
+    pub upper_threshold: u32,
+    pub lower_threshold: u32,
+    pub active: u64,
+    pub inactive: u64,
+    pub persist: u64,
+    pub stats: TrafficStats,
+}
+
+fn traffic(t: &[&dataplane::ipvs::stats::Traffic]) -> TrafficStats {
+    let mut s = TrafficStats::default();
+    for x in t {
+        s.conns += x.conns.get();
+        s.inpkts += x.inpkts.get();
+        s.outpkts += x.outpkts.get();
+        s.inbytes += x.inbytes.get();
+        s.outbytes += x.outbytes.get();
+    }
+    s
+}
+
+/// Services of `table` with every worker's counters summed.
+pub fn read_services(
+    table: &dataplane::ipvs::service::IpvsTable,
+    stats: &[Arc<dataplane::ipvs::stats::IpvsStats>],
+) -> Vec<ServiceStatus> {
+    table
+        .services
+        .iter()
+        .map(|s| ServiceStatus {
+            protocol: s.proto.name().to_string(),
+            vip: s.vip.to_string(),
+            port: s.port,
+            scheduler: s.sched.name().to_string(),
+            flags: s.flags.names().iter().map(|f| f.to_string()).collect(),
+            persistence: s.persistence.map(|p| (p.timeout, p.netmask.to_string())),
+            local_addresses: s.local_addrs.iter().map(|a| a.to_string()).collect(),
+            stats: traffic(
+                &stats
+                    .iter()
+                    .map(|w| &w.services[s.slot as usize])
+                    .collect::<Vec<_>>(),
+            ),
+            real_servers: s
+                .dests
+                .iter()
+                .map(|d| {
+                    let per: Vec<_> = stats.iter().map(|w| &w.dests[d.slot as usize]).collect();
+                    RealServerStatus {
+                        address: d.addr.to_string(),
+                        port: d.port,
+                        forward: d.fwd.ipvsadm_name().to_string(),
+                        weight: d.weight,
+                        upper_threshold: d.u_threshold,
+                        lower_threshold: d.l_threshold,
+                        active: per.iter().map(|c| c.active.get()).sum(),
+                        inactive: per.iter().map(|c| c.inactive.get()).sum(),
+                        persist: per.iter().map(|c| c.persist.get()).sum(),
+                        stats: traffic(&per.iter().map(|c| &c.traffic).collect::<Vec<_>>()),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Counters {
     pub workers: Vec<WorkerCounters>,
@@ -77,6 +174,9 @@ pub struct WorkerCounters {
     pub icmp_echo_replies: u64,
     pub loops: u64,
     pub idle_sleeps: u64,
+    pub connections: u64,
+    pub redirected_out: u64,
+    pub redirected_in: u64,
     pub ports: Vec<PortCounters>,
     /// Only reasons with a non-zero count, in the order of `DropReason::ALL`.
     pub drops: Vec<(String, u64)>,
@@ -107,6 +207,7 @@ impl Counters {
 /// Reads every worker's counters (each written by its worker alone).
 pub fn read_counters(
     stats: &[Arc<dataplane::stats::WorkerStats>],
+    ipvs: &[Arc<dataplane::ipvs::stats::IpvsStats>],
     port_names: &[String],
 ) -> Counters {
     use dataplane::stats::DropReason;
@@ -127,6 +228,9 @@ pub fn read_counters(
                 icmp_echo_replies: s.icmp_echo_replies.get(),
                 loops: s.loops.get(),
                 idle_sleeps: s.idle_sleeps.get(),
+                connections: ipvs.get(i).map_or(0, |x| x.conns.get()),
+                redirected_out: ipvs.get(i).map_or(0, |x| x.redirected_out.get()),
+                redirected_in: ipvs.get(i).map_or(0, |x| x.redirected_in.get()),
                 ports: port_names
                     .iter()
                     .zip(s.ports.iter())

@@ -1,11 +1,18 @@
 //! Builds the dataplane's immutable `Snapshot` from a validated configuration and what
 //! the started ports reported (MAC, MTU).
 
-use crate::config::Config;
+use crate::config::{Config, ServiceConf};
+use dataplane::ipvs::sched::{SchedFlags, SchedTables, ServerKey};
+use dataplane::ipvs::service::{
+    IpvsTable, Persistence, Proto, RealServer, Service, DEST_SLOTS, SVC_SLOTS,
+};
+use dataplane::ipvs::state::Timeouts;
 use dataplane::net::neigh::NeighParams;
 use dataplane::net::route::Route;
 use dataplane::packet::MacAddr;
 use dataplane::snapshot::{PortInfo, Snapshot, StaticNeigh};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
 
 /// What a started port tells the control plane about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,8 +21,152 @@ pub struct PortHw {
     pub mtu: u16,
 }
 
-/// `hw[i]` belongs to `cfg.ports[i]`. The config must have passed validation.
+/// `hw[i]` belongs to `cfg.ports[i]`. The config must have passed validation. A one-off
+/// build (fresh slots); the daemon keeps a `Builder` so that slots survive reloads.
 pub fn build(cfg: &Config, hw: &[PortHw]) -> Snapshot {
+    Builder::default().build(cfg, hw, |_| false)
+}
+
+type SvcKey = (Proto, Ipv4Addr, u16);
+type DestKey = (SvcKey, Ipv4Addr, u16);
+
+/// Builds snapshots and remembers, across reloads, which slot each service and real
+/// server has and which version each service's scheduler is at: an unchanged service
+/// keeps both, so workers keep its scheduler state and its counters.
+#[derive(Debug, Default)]
+pub struct Builder {
+    svc_slots: HashMap<SvcKey, u32>,
+    dest_slots: HashMap<DestKey, u32>,
+    versions: HashMap<SvcKey, (String, u64)>,
+    next_version: u64,
+}
+
+impl Builder {
+    /// `in_use(slot)` tells whether some worker still holds connections of a real-server
+    /// slot; such slots are not handed to new real servers.
+    pub fn build(&mut self, cfg: &Config, hw: &[PortHw], in_use: impl Fn(u32) -> bool) -> Snapshot {
+        let base = base_snapshot(cfg, hw);
+        let live_svcs: Vec<SvcKey> = cfg.services.iter().map(svc_key).collect();
+        let live_dests: Vec<DestKey> = cfg
+            .services
+            .iter()
+            .flat_map(|s| {
+                s.real_servers
+                    .iter()
+                    .map(move |r| dest_key(s, r.address.addr, r.address.port))
+            })
+            .collect();
+        self.svc_slots.retain(|k, _| live_svcs.contains(k));
+        self.versions.retain(|k, _| live_svcs.contains(k));
+        self.dest_slots
+            .retain(|k, slot| live_dests.contains(k) || in_use(*slot));
+        let mut services = Vec::new();
+        for sc in &cfg.services {
+            let key = svc_key(sc);
+            let slot = match self.svc_slots.get(&key) {
+                Some(s) => *s,
+                None => {
+                    let used: Vec<u32> = self.svc_slots.values().copied().collect();
+                    let Some(s) = (0..SVC_SLOTS as u32).find(|s| !used.contains(s)) else {
+                        continue;
+                    };
+                    self.svc_slots.insert(key, s);
+                    s
+                }
+            };
+            let mut dests = Vec::new();
+            for r in &sc.real_servers {
+                let dk = dest_key(sc, r.address.addr, r.address.port);
+                let dslot = match self.dest_slots.get(&dk) {
+                    Some(s) => *s,
+                    None => {
+                        let used: std::collections::HashSet<u32> =
+                            self.dest_slots.values().copied().collect();
+                        let Some(s) =
+                            (0..DEST_SLOTS as u32).find(|s| !used.contains(s) && !in_use(*s))
+                        else {
+                            continue;
+                        };
+                        self.dest_slots.insert(dk, s);
+                        s
+                    }
+                };
+                dests.push(RealServer {
+                    slot: dslot,
+                    addr: r.address.addr,
+                    port: if r.address.port == 0 {
+                        sc.vip.port
+                    } else {
+                        r.address.port
+                    },
+                    fwd: r.forward,
+                    weight: r.weight,
+                    u_threshold: r.upper_threshold,
+                    l_threshold: r.lower_threshold,
+                });
+            }
+            let flags = sc
+                .flags
+                .iter()
+                .filter_map(|f| SchedFlags::parse(f))
+                .fold(SchedFlags::default(), SchedFlags::union);
+            let keys: Vec<ServerKey> = dests
+                .iter()
+                .map(|d| ServerKey {
+                    addr: d.addr,
+                    port: d.port,
+                    weight: d.weight,
+                })
+                .collect();
+            // What a worker's scheduler depends on; a change bumps the version.
+            let fingerprint = format!("{:?}|{:?}|{:?}", sc.scheduler, flags, dests);
+            let version = match self.versions.get(&key) {
+                Some((f, v)) if *f == fingerprint => *v,
+                _ => {
+                    self.next_version += 1;
+                    self.versions.insert(key, (fingerprint, self.next_version));
+                    self.next_version
+                }
+            };
+            services.push(Service {
+                slot,
+                proto: sc.protocol,
+                vip: sc.vip.addr,
+                port: sc.vip.port,
+                sched: sc.scheduler,
+                flags,
+                persistence: sc.persistence.as_ref().map(|p| Persistence {
+                    timeout: p.timeout,
+                    netmask: p.netmask.0,
+                }),
+                local_addrs: sc.local_addresses.iter().map(|a| a.0).collect(),
+                toa: sc.toa,
+                tables: SchedTables::build(sc.scheduler, &keys),
+                dests,
+                version,
+            });
+        }
+        let mut timeouts = Timeouts::default();
+        let t = &cfg.ipvs.timeouts;
+        timeouts.set(t.tcp, t.tcpfin, t.udp);
+        base.with_ipvs(IpvsTable::new(
+            services,
+            timeouts,
+            cfg.ipvs.expire_nodest_conn,
+            cfg.ipvs.expire_quiescent_template,
+        ))
+    }
+}
+
+fn svc_key(s: &ServiceConf) -> SvcKey {
+    (s.protocol, s.vip.addr, s.vip.port)
+}
+
+fn dest_key(s: &ServiceConf, addr: Ipv4Addr, port: u16) -> DestKey {
+    (svc_key(s), addr, if port == 0 { s.vip.port } else { port })
+}
+
+fn base_snapshot(cfg: &Config, hw: &[PortHw]) -> Snapshot {
     let ports = cfg
         .ports
         .iter()
@@ -79,6 +230,9 @@ pub fn restart_needed(running: &Config, next: &Config) -> Option<String> {
     }
     if running.control != next.control {
         return Some("the control section changed".into());
+    }
+    if running.ipvs.connections != next.ipvs.connections {
+        return Some("ipvs.connections changed (the tables are allocated at start)".into());
     }
     None
 }

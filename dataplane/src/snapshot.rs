@@ -6,6 +6,7 @@
 //! generation changed, so no reference count is touched per burst. An old snapshot is
 //! freed when the last worker that held it has moved on.
 
+use crate::ipvs::service::IpvsTable;
 use crate::net::addr::{Ipv4Net, OwnedAddr, OwnedAddrs};
 use crate::net::neigh::{NeighParams, PortAddrs};
 use crate::net::route::{Route, RouteTable};
@@ -38,6 +39,7 @@ pub struct Snapshot {
     pub routes: RouteTable,
     pub neighbours: Vec<StaticNeigh>,
     pub neigh_params: NeighParams,
+    pub ipvs: IpvsTable,
 }
 
 impl Snapshot {
@@ -73,7 +75,35 @@ impl Snapshot {
             routes: table,
             neighbours,
             neigh_params,
+            ipvs: IpvsTable::default(),
         }
+    }
+
+    /// Adds the virtual services. Their VIPs and FULLNAT local addresses become owned
+    /// addresses (answered for ARP and ping) on the port whose subnet holds them, or the
+    /// port of the route toward them.
+    pub fn with_ipvs(mut self, ipvs: IpvsTable) -> Self {
+        for svc in &ipvs.services {
+            for a in std::iter::once(svc.vip).chain(svc.local_addrs.iter().copied()) {
+                if self.owned.get(a).is_none() {
+                    let port = self.port_for(a);
+                    self.owned.insert(OwnedAddr {
+                        net: Ipv4Net { addr: a, len: 32 },
+                        port,
+                    });
+                }
+            }
+        }
+        self.ipvs = ipvs;
+        self
+    }
+
+    fn port_for(&self, a: Ipv4Addr) -> usize {
+        self.ports
+            .iter()
+            .position(|p| p.addresses.iter().any(|n| n.len < 32 && n.contains(a)))
+            .or_else(|| self.routes.lookup(a).map(|nh| nh.port))
+            .unwrap_or(0)
     }
 }
 

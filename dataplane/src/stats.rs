@@ -76,6 +76,16 @@ drop_reasons! {
     AllocFailed => "alloc_failed", "no mbuf to build a packet";
     TxFull => "tx_full", "transmit queue full";
     MultiSegment => "multi_segment", "multi-segment mbuf (jumbo frames are not supported)";
+    L4Malformed => "l4_malformed", "TCP/UDP header truncated or malformed in IPVS traffic";
+    NoConn => "no_conn", "TCP segment other than SYN, or a packet to a LIP, with no connection";
+    NoDest => "no_dest", "no real server available (all weight 0 or overloaded)";
+    ConnTableFull => "conn_table_full", "connection table full: new connection refused";
+    NoLocalPort => "no_local_port", "FULLNAT: no free local address/port";
+    NoDestConn => "nodest_conn", "connection of a removed real server (expire_nodest_conn)";
+    TtlExceeded => "ttl_exceeded", "TTL expired in transit (ICMP time exceeded sent)";
+    FragNeeded => "frag_needed", "tunnel packet too big with DF (ICMP fragmentation needed sent)";
+    TooBig => "too_big", "tunnel packet too big without DF (rvs does not fragment)";
+    Redirect => "redirect_full", "redirect ring to the owning worker full";
 }
 
 /// The most ports one director drives (config validation enforces it).
@@ -115,16 +125,26 @@ pub struct WorkerStats {
     pub loops: Counter,
     pub idle_sleeps: Counter,
     pub ports: [PortCounters; MAX_PORTS],
-    drops: [Counter; DropReason::COUNT],
+    drops: Drops,
+}
+
+/// One counter per drop reason (arrays this long have no derived Default).
+#[derive(Debug)]
+struct Drops([Counter; DropReason::COUNT]);
+
+impl Default for Drops {
+    fn default() -> Self {
+        Drops(std::array::from_fn(|_| Counter::default()))
+    }
 }
 
 impl WorkerStats {
     #[inline]
     pub fn dropped(&self, reason: DropReason) {
-        self.drops[reason as usize].inc();
+        self.drops.0[reason as usize].inc();
     }
     pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops[reason as usize].get()
+        self.drops.0[reason as usize].get()
     }
 }
 

@@ -6,8 +6,12 @@
 //! them travels through their mailboxes, and configuration reaches it as snapshots.
 
 use crate::frame::{Frame, Io};
-use crate::net::{Learned, NetStack};
+use crate::ipvs::core::{owner, IpvsWorker, Verdict};
+use crate::ipvs::stats::IpvsStats;
+use crate::net::{ipv4_validate, Learned, NetStack};
+use crate::packet::ethernet::ethertype;
 use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::stats::DropReason;
 use crate::stats::WorkerStats;
 use crossbeam::queue::ArrayQueue;
 use std::sync::Arc;
@@ -52,32 +56,68 @@ impl Mailboxes {
     }
 }
 
+/// Per-worker rings carrying packets to the worker that owns their connection.
+pub struct Redirect<F> {
+    rings: Vec<ArrayQueue<(F, u16)>>,
+}
+
+impl<F> Redirect<F> {
+    pub fn new(workers: usize, capacity: usize) -> Self {
+        Redirect {
+            rings: (0..workers)
+                .map(|_| ArrayQueue::new(capacity.max(1)))
+                .collect(),
+        }
+    }
+    pub fn workers(&self) -> usize {
+        self.rings.len()
+    }
+}
+
+/// What a worker is built from.
+pub struct WorkerParts<F> {
+    pub cell: Arc<SnapshotCell>,
+    pub mail: Arc<Mailboxes>,
+    pub redirect: Arc<Redirect<F>>,
+    pub stats: Arc<WorkerStats>,
+    pub ipvs_stats: Arc<IpvsStats>,
+    /// Connection-table entries of this worker.
+    pub conn_capacity: usize,
+}
+
 pub struct WorkerCore<F> {
     pub id: usize,
     snap: Arc<Snapshot>,
     cell: Arc<SnapshotCell>,
     mail: Arc<Mailboxes>,
+    redirect: Arc<Redirect<F>>,
     pub stats: Arc<WorkerStats>,
     pub net: NetStack<F>,
+    pub ipvs: IpvsWorker,
     next_tick: u64,
+    next_ipvs_tick: u64,
 }
 
 impl<F: Frame> WorkerCore<F> {
-    pub fn new(
-        id: usize,
-        cell: Arc<SnapshotCell>,
-        mail: Arc<Mailboxes>,
-        stats: Arc<WorkerStats>,
-    ) -> Self {
-        let snap = cell.load();
+    pub fn new(id: usize, parts: WorkerParts<F>) -> Self {
+        let snap = parts.cell.load();
+        let workers = parts.redirect.workers().max(1);
+        let seed = 0x2545_f491_4f6c_dd1d
+            ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ u64::from(std::process::id());
+        let mut ipvs = IpvsWorker::new(id, workers, parts.conn_capacity, parts.ipvs_stats, seed);
+        ipvs.adopt(&snap);
         WorkerCore {
             id,
             net: NetStack::new(snap.neigh_params),
+            ipvs,
             snap,
-            cell,
-            mail,
-            stats,
+            cell: parts.cell,
+            mail: parts.mail,
+            redirect: parts.redirect,
+            stats: parts.stats,
             next_tick: 0,
+            next_ipvs_tick: 0,
         }
     }
 
@@ -123,6 +163,18 @@ impl<F: Frame> WorkerCore<F> {
             self.next_tick = now + TICK_MS;
             self.net.neigh.tick(now, &*self.snap, io, &self.stats);
         }
+        if now >= self.next_ipvs_tick {
+            self.next_ipvs_tick = now + 1000 - now % 1000;
+            self.ipvs.tick(now, io);
+        }
+        // Packets other workers passed to us, at most a burst per poll.
+        for _ in 0..BURST {
+            let Some((f, port)) = self.redirect.rings.get(self.id).and_then(|r| r.pop()) else {
+                break;
+            };
+            self.ipvs.stats.redirected_in.inc();
+            self.dispatch(f, usize::from(port), now, io, true);
+        }
     }
 
     fn apply_snapshot<I: Io<Frame = F>>(&mut self, io: &mut I) {
@@ -136,6 +188,7 @@ impl<F: Frame> WorkerCore<F> {
                 .neigh
                 .add_permanent(n.ip, n.mac, n.port, &*snap, io, &self.stats);
         }
+        self.ipvs.adopt(&snap);
         self.stats.snapshot_generation.reset();
         self.stats.snapshot_generation.add(snap.generation);
     }
@@ -143,11 +196,53 @@ impl<F: Frame> WorkerCore<F> {
     /// Handles one received frame.
     #[inline]
     pub fn handle<I: Io<Frame = F>>(&mut self, frame: F, port: usize, now: u64, io: &mut I) {
-        if let Some(l) = self
-            .net
-            .input(frame, port, &self.snap, now, io, &self.stats)
-        {
-            self.mail.post_others(self.id, Msg::Neigh(l));
+        self.dispatch(frame, port, now, io, false);
+    }
+
+    fn dispatch<I: Io<Frame = F>>(
+        &mut self,
+        frame: F,
+        port: usize,
+        now: u64,
+        io: &mut I,
+        redirected: bool,
+    ) {
+        let snap = self.snap.clone();
+        let stats = &*self.stats;
+        let Some(l2) = self.net.l2_filter(&frame, port, &snap, stats) else {
+            return;
+        };
+        let l3 = l2.l3_offset;
+        match l2.ethertype {
+            ethertype::ARP => {
+                if let Some(l) = self.net.arp_input(frame, l3, port, &snap, now, io, stats) {
+                    self.mail.post_others(self.id, Msg::Neigh(l));
+                }
+            }
+            ethertype::IPV4 => {
+                if !redirected && !ipv4_validate(&frame, l3, stats) {
+                    return;
+                }
+                let workers = self.redirect.workers();
+                if !redirected && workers > 1 && !snap.ipvs.is_empty() {
+                    let o = owner(&snap, frame.data().get(l3..).unwrap_or(&[]), workers);
+                    if o != self.id {
+                        match self.redirect.rings[o].push((frame, port as u16)) {
+                            Ok(()) => self.ipvs.stats.redirected_out.inc(),
+                            Err(_) => stats.dropped(DropReason::Redirect),
+                        }
+                        return;
+                    }
+                }
+                if let Verdict::Pass(f) =
+                    self.ipvs
+                        .process(frame, l3, &snap, now, &mut self.net, io, stats)
+                {
+                    self.net.ipv4_local(f, l3, &snap, now, io, stats);
+                }
+            }
+            ethertype::IPV6 => stats.dropped(DropReason::Ipv6),
+            _ => stats.dropped(DropReason::UnknownEthertype),
         }
     }
 }
@@ -161,6 +256,21 @@ mod tests {
     use crate::packet::{arp, MacAddr};
     use crate::snapshot::{PortInfo, StaticNeigh};
     use std::net::Ipv4Addr;
+
+    fn parts(
+        cell: &Arc<SnapshotCell>,
+        mail: &Arc<Mailboxes>,
+        redirect: &Arc<Redirect<HeapFrame>>,
+    ) -> WorkerParts<HeapFrame> {
+        WorkerParts {
+            cell: cell.clone(),
+            mail: mail.clone(),
+            redirect: redirect.clone(),
+            stats: Arc::default(),
+            ipvs_stats: Arc::default(),
+            conn_capacity: 1024,
+        }
+    }
 
     fn snapshot(neighbours: Vec<StaticNeigh>) -> Snapshot {
         let ports = vec![PortInfo {
@@ -176,8 +286,9 @@ mod tests {
     fn learned_neighbours_reach_the_other_workers() {
         let cell = Arc::new(SnapshotCell::new(snapshot(vec![])));
         let mail = Arc::new(Mailboxes::new(2, 16));
-        let mut w0 = WorkerCore::<HeapFrame>::new(0, cell.clone(), mail.clone(), Arc::default());
-        let mut w1 = WorkerCore::<HeapFrame>::new(1, cell, mail, Arc::default());
+        let redirect = Arc::new(Redirect::new(2, 16));
+        let mut w0 = WorkerCore::<HeapFrame>::new(0, parts(&cell, &mail, &redirect));
+        let mut w1 = WorkerCore::<HeapFrame>::new(1, parts(&cell, &mail, &redirect));
         let mut io = CaptureIo::default();
         let cmac = MacAddr([2, 0, 0, 0, 0, 0xc1]);
         let req = build::arp_frame(
@@ -205,9 +316,11 @@ mod tests {
         let cell = Arc::new(SnapshotCell::new(snapshot(vec![])));
         let mut w = WorkerCore::<HeapFrame>::new(
             0,
-            cell.clone(),
-            Arc::new(Mailboxes::new(1, 4)),
-            Arc::default(),
+            parts(
+                &cell,
+                &Arc::new(Mailboxes::new(1, 4)),
+                &Arc::new(Redirect::new(1, 4)),
+            ),
         );
         let mut io = CaptureIo::default();
         w.start(&mut io);

@@ -8,10 +8,11 @@ use ctrlplane::config::Config;
 use ctrlplane::ctl::{self, PortStatus, Request, Response, Status};
 use ctrlplane::snapshot::{self as snapbuild, PortHw};
 use dataplane::io::{self, Eal, MbufPool, Port, PortParams, WorkerCtx};
+use dataplane::ipvs::stats::IpvsStats;
 use dataplane::params::EalParams;
 use dataplane::snapshot::SnapshotCell;
 use dataplane::stats::WorkerStats;
-use dataplane::worker::Mailboxes;
+use dataplane::worker::{Mailboxes, Redirect};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,7 +82,9 @@ struct Daemon {
     cfg: Arc<Mutex<Config>>,
     config_path: PathBuf,
     cell: Arc<SnapshotCell>,
+    builder: Arc<Mutex<snapbuild::Builder>>,
     stats: Vec<Arc<WorkerStats>>,
+    ipvs_stats: Vec<Arc<IpvsStats>>,
     stop: Arc<AtomicBool>,
     // Field order is drop order: workers are joined explicitly before these go.
     server: Option<ctl::Server>,
@@ -125,10 +128,14 @@ impl Daemon {
                 mtu: p.mtu,
             })
             .collect();
-        let cell = Arc::new(SnapshotCell::new(snapbuild::build(&cfg, &hw)));
+        let mut builder = snapbuild::Builder::default();
+        let cell = Arc::new(SnapshotCell::new(builder.build(&cfg, &hw, |_| false)));
         let mail = Arc::new(Mailboxes::new(w, 1024));
+        let redirect = Arc::new(Redirect::new(w, 4096));
         let stats: Vec<Arc<WorkerStats>> =
             (0..w).map(|_| Arc::new(WorkerStats::default())).collect();
+        let ipvs_stats: Vec<Arc<IpvsStats>> =
+            (0..w).map(|_| Arc::new(IpvsStats::default())).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let ctxs = (0..w)
             .map(|i| WorkerCtx {
@@ -138,7 +145,10 @@ impl Daemon {
                 pool,
                 cell: cell.clone(),
                 mail: mail.clone(),
+                redirect: redirect.clone(),
                 stats: stats[i].clone(),
+                ipvs_stats: ipvs_stats[i].clone(),
+                conn_capacity: cfg.ipvs.connections,
                 stop: stop.clone(),
                 idle: cfg.dataplane.idle,
                 burst: cfg.dataplane.burst,
@@ -149,7 +159,9 @@ impl Daemon {
             cfg: Arc::new(Mutex::new(cfg)),
             config_path,
             cell,
+            builder: Arc::new(Mutex::new(builder)),
             stats,
+            ipvs_stats,
             stop,
             server: None,
             ports,
@@ -164,6 +176,8 @@ impl Daemon {
         let cfg = self.cfg.clone();
         let cell = self.cell.clone();
         let stats = self.stats.clone();
+        let ipvs_stats = self.ipvs_stats.clone();
+        let builder = self.builder.clone();
         let path = self.config_path.clone();
         let started = Instant::now();
         let socket = cfg.lock().expect("config lock").control.socket.clone();
@@ -200,9 +214,12 @@ impl Daemon {
                     .iter()
                     .map(|p| p.name.clone())
                     .collect();
-                Response::Counters(ctl::read_counters(&stats, &names))
+                Response::Counters(ctl::read_counters(&stats, &ipvs_stats, &names))
             }
-            Request::Reload => match reload(&cfg, &cell, &path, &hw) {
+            Request::Services => {
+                Response::Services(ctl::read_services(&cell.load().ipvs, &ipvs_stats))
+            }
+            Request::Reload => match reload(&cfg, &cell, &builder, &ipvs_stats, &path, &hw) {
                 Ok(generation) => Response::Reloaded { generation },
                 Err(e) => Response::Error { message: e },
             },
@@ -231,7 +248,14 @@ impl Daemon {
                         mtu: p.mtu,
                     })
                     .collect();
-                if let Err(e) = reload(&self.cfg, &self.cell, &self.config_path, &hw) {
+                if let Err(e) = reload(
+                    &self.cfg,
+                    &self.cell,
+                    &self.builder,
+                    &self.ipvs_stats,
+                    &self.config_path,
+                    &hw,
+                ) {
                     tracing::error!("reload rejected, running configuration unchanged: {e}");
                 }
             }
@@ -266,6 +290,8 @@ impl Drop for Daemon {
 fn reload(
     cfg: &Mutex<Config>,
     cell: &SnapshotCell,
+    builder: &Mutex<snapbuild::Builder>,
+    ipvs_stats: &[Arc<IpvsStats>],
     path: &std::path::Path,
     hw: &[PortHw],
 ) -> Result<u64, String> {
@@ -278,7 +304,18 @@ fn reload(
             path.display()
         ));
     }
-    let g = cell.publish(snapbuild::build(&next, hw));
+    // A real-server slot is busy while any worker still counts connections on it.
+    let in_use = |slot: u32| {
+        ipvs_stats.iter().any(|w| {
+            let d = &w.dests[slot as usize];
+            d.active.get() + d.inactive.get() + d.persist.get() > 0
+        })
+    };
+    let snap = builder
+        .lock()
+        .map_err(|_| "builder lock poisoned".to_string())?
+        .build(&next, hw, in_use);
+    let g = cell.publish(snap);
     *cur = next;
     tracing::info!(generation = g, "configuration reloaded");
     Ok(g)

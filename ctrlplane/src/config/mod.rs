@@ -7,6 +7,9 @@
 
 pub mod locate;
 
+use dataplane::ipvs::conn::Fwd;
+use dataplane::ipvs::sched::{SchedFlags, SchedKind};
+use dataplane::ipvs::service::Proto;
 use dataplane::net::addr::Ipv4Net;
 use dataplane::packet::MacAddr;
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,150 @@ pub struct Config {
     pub neighbours: Vec<NeighConf>,
     #[serde(default)]
     pub control: ControlConf,
+    #[serde(default)]
+    pub ipvs: IpvsConf,
+    #[serde(default)]
+    pub services: Vec<ServiceConf>,
+}
+
+/// Global IPVS settings (the kernel's sysctls and `ipvsadm --set`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpvsConf {
+    /// Connection-table entries per worker (72 bytes each, allocated at start).
+    pub connections: usize,
+    pub expire_nodest_conn: bool,
+    pub expire_quiescent_template: bool,
+    pub timeouts: TimeoutConf,
+}
+
+impl Default for IpvsConf {
+    fn default() -> Self {
+        IpvsConf {
+            connections: 1 << 20,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            timeouts: TimeoutConf::default(),
+        }
+    }
+}
+
+/// `ipvsadm --set tcp tcpfin udp`, in seconds.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutConf {
+    pub tcp: u32,
+    pub tcpfin: u32,
+    pub udp: u32,
+}
+
+impl Default for TimeoutConf {
+    fn default() -> Self {
+        TimeoutConf {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConf {
+    /// "VIP:PORT"; port 0 (all ports) needs persistence.
+    pub vip: Endpoint,
+    #[serde(default = "default_proto")]
+    pub protocol: Proto,
+    #[serde(default = "default_sched")]
+    pub scheduler: SchedKind,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub persistence: Option<PersistenceConf>,
+    /// FULLNAT local addresses (LIPs).
+    #[serde(default)]
+    pub local_addresses: Vec<Addr>,
+    /// FULLNAT: pass the client address to real servers as a TCP option (TOA).
+    #[serde(default)]
+    pub toa: bool,
+    #[serde(default)]
+    pub real_servers: Vec<RealServerConf>,
+}
+
+fn default_proto() -> Proto {
+    Proto::Tcp
+}
+fn default_sched() -> SchedKind {
+    SchedKind::Wlc
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersistenceConf {
+    pub timeout: u32,
+    pub netmask: Addr,
+}
+
+impl Default for PersistenceConf {
+    fn default() -> Self {
+        PersistenceConf {
+            timeout: 360,
+            netmask: Addr(Ipv4Addr::BROADCAST),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServerConf {
+    /// "RIP[:PORT]"; without a port, the service's.
+    pub address: Endpoint,
+    #[serde(default = "default_fwd")]
+    pub forward: Fwd,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub upper_threshold: u32,
+    #[serde(default)]
+    pub lower_threshold: u32,
+}
+
+fn default_fwd() -> Fwd {
+    Fwd::Dr
+}
+fn default_weight() -> u32 {
+    1
+}
+
+/// "ADDRESS[:PORT]" (port 0 when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Endpoint {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+impl TryFrom<String> for Endpoint {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        let bad =
+            || format!("invalid endpoint {s:?}: expected ADDRESS:PORT such as 198.18.0.100:80");
+        let (a, p) = match t.rsplit_once(':') {
+            Some((a, p)) => (a, p.parse::<u16>().map_err(|_| bad())?),
+            None => (t, 0),
+        };
+        Ok(Endpoint {
+            addr: a.parse().map_err(|_| bad())?,
+            port: p,
+        })
+    }
+}
+
+impl From<Endpoint> for String {
+    fn from(e: Endpoint) -> String {
+        format!("{}:{}", e.addr, e.port)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -385,6 +532,7 @@ impl Config {
                 );
             }
         }
+        self.validate_services(&mut err);
         if self.control.socket.as_os_str().is_empty() {
             err(
                 "control.socket".into(),
@@ -392,6 +540,136 @@ impl Config {
             );
         }
         errs
+    }
+
+    fn validate_services(&self, err: &mut impl FnMut(String, String)) {
+        if self.ipvs.connections == 0 {
+            err(
+                "ipvs.connections".into(),
+                "the connection table needs at least one entry".into(),
+            );
+        }
+        let connected = |a: Ipv4Addr| {
+            self.ports
+                .iter()
+                .flat_map(|p| &p.addresses)
+                .any(|n| n.0.len < 32 && n.0.contains(a))
+        };
+        let mut keys = HashSet::new();
+        if self.services.len() > dataplane::ipvs::service::SVC_SLOTS {
+            err(
+                "services".into(),
+                format!(
+                    "{} services; at most {}",
+                    self.services.len(),
+                    dataplane::ipvs::service::SVC_SLOTS
+                ),
+            );
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            let at = |k: &str| format!("services[{i}].{k}");
+            if !keys.insert((s.protocol, s.vip)) {
+                err(
+                    at("vip"),
+                    format!(
+                        "{} {} is defined twice",
+                        s.protocol.name(),
+                        String::from(s.vip)
+                    ),
+                );
+            }
+            if s.vip.port == 0 && s.persistence.is_none() {
+                err(
+                    at("vip"),
+                    "port 0 (all ports) is only allowed with persistence, as in LVS".into(),
+                );
+            }
+            if self
+                .ports
+                .iter()
+                .flat_map(|p| &p.addresses)
+                .any(|n| n.0.addr == s.vip.addr)
+            {
+                err(
+                    at("vip"),
+                    format!(
+                        "{} is a port address (DIP); give the service its own VIP",
+                        s.vip.addr
+                    ),
+                );
+            }
+            for f in &s.flags {
+                if SchedFlags::parse(f).is_none() {
+                    err(
+                        at("flags"),
+                        format!(
+                            "unknown flag {f:?}: use sh-fallback, sh-port, mh-fallback or mh-port"
+                        ),
+                    );
+                }
+            }
+            if let Some(p) = &s.persistence {
+                if p.timeout == 0 {
+                    err(
+                        at("persistence.timeout"),
+                        "a persistence timeout of 0 persists nothing; omit persistence instead"
+                            .into(),
+                    );
+                }
+            }
+            let fullnat = s.real_servers.iter().any(|r| r.forward == Fwd::FullNat);
+            if fullnat && s.local_addresses.is_empty() {
+                err(
+                    at("local_addresses"),
+                    "FULLNAT real servers need local addresses (LIPs) for the service".into(),
+                );
+            }
+            if s.toa && !fullnat {
+                err(at("toa"), "toa only applies to FULLNAT real servers".into());
+            }
+            let mut rss = HashSet::new();
+            for (j, r) in s.real_servers.iter().enumerate() {
+                let rat = |k: &str| format!("services[{i}].real_servers[{j}].{k}");
+                let port = if r.address.port == 0 {
+                    s.vip.port
+                } else {
+                    r.address.port
+                };
+                if !rss.insert((r.address.addr, port)) {
+                    err(
+                        rat("address"),
+                        format!("{}:{port} is listed twice", r.address.addr),
+                    );
+                }
+                if matches!(r.forward, Fwd::Dr | Fwd::Tun)
+                    && r.address.port != 0
+                    && r.address.port != s.vip.port
+                {
+                    err(
+                        rat("address"),
+                        format!(
+                            "{:?} forwarding cannot change the port: use {} or omit the port",
+                            r.forward, s.vip.port
+                        ),
+                    );
+                }
+                if r.forward == Fwd::Dr && !connected(r.address.addr) {
+                    err(
+                        rat("address"),
+                        format!(
+                            "direct routing needs {} on the subnet of a port address",
+                            r.address.addr
+                        ),
+                    );
+                }
+                if r.upper_threshold != 0 && r.lower_threshold > r.upper_threshold {
+                    err(
+                        rat("lower_threshold"),
+                        "the lower threshold must not exceed the upper one".into(),
+                    );
+                }
+            }
+        }
     }
 
     fn port_names(&self) -> String {

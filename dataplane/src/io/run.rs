@@ -4,10 +4,11 @@
 use super::mbuf::{Mbuf, MbufPool};
 use super::IoError;
 use crate::frame::{Frame, Io};
+use crate::ipvs::stats::IpvsStats;
 use crate::params::IdlePolicy;
 use crate::snapshot::SnapshotCell;
 use crate::stats::{DropReason, WorkerStats};
-use crate::worker::{Mailboxes, WorkerCore, BURST};
+use crate::worker::{Mailboxes, Redirect, WorkerCore, WorkerParts, BURST};
 use arrayvec::ArrayVec;
 use dpdk_sys as sys;
 use std::os::raw::{c_int, c_void};
@@ -28,7 +29,10 @@ pub struct WorkerCtx {
     pub pool: MbufPool,
     pub cell: Arc<SnapshotCell>,
     pub mail: Arc<Mailboxes>,
+    pub redirect: Arc<Redirect<Mbuf>>,
     pub stats: Arc<WorkerStats>,
+    pub ipvs_stats: Arc<IpvsStats>,
+    pub conn_capacity: usize,
     pub stop: Arc<AtomicBool>,
     pub idle: IdlePolicy,
     pub burst: usize,
@@ -162,9 +166,14 @@ fn run_worker(ctx: WorkerCtx) {
     let stats = ctx.stats.clone();
     let mut core = WorkerCore::<Mbuf>::new(
         ctx.id,
-        ctx.cell.clone(),
-        ctx.mail.clone(),
-        ctx.stats.clone(),
+        WorkerParts {
+            cell: ctx.cell.clone(),
+            mail: ctx.mail.clone(),
+            redirect: ctx.redirect.clone(),
+            stats: ctx.stats.clone(),
+            ipvs_stats: ctx.ipvs_stats.clone(),
+            conn_capacity: ctx.conn_capacity,
+        },
     );
     let mut io = DpdkIo {
         pool: ctx.pool,

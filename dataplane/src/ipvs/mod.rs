@@ -1,7 +1,9 @@
 //! IPVS: virtual services, real servers, schedulers, connections, forwarding.
 
 pub mod conn;
+pub mod core;
 pub mod sched;
 pub mod service;
 pub mod state;
+pub mod stats;
 pub mod xmit;

@@ -42,7 +42,8 @@ impl<F: Frame> NetStack<F> {
         }
     }
 
-    /// Handles one received frame. Returns a neighbour learned from it, if any.
+    /// Handles one received frame with no IPVS in the way (tests, tools). Returns a
+    /// neighbour learned from it, if any.
     pub fn input<I: Io<Frame = F>>(
         &mut self,
         frame: F,
@@ -52,29 +53,13 @@ impl<F: Frame> NetStack<F> {
         io: &mut I,
         stats: &WorkerStats,
     ) -> Option<Learned> {
-        let l2 = match crate::packet::parse_l2(frame.data()) {
-            Ok(l2) => l2,
-            Err(Error::Truncated) => return drop(stats, DropReason::L2Truncated),
-            Err(Error::Malformed) => return drop(stats, DropReason::L2Malformed),
-        };
-        let Some(pinfo) = snap.ports.get(port) else {
-            return drop(stats, DropReason::NoRoute);
-        };
-        if l2.src == pinfo.mac {
-            return drop(stats, DropReason::OwnFrame);
-        }
-        if !l2.dst.is_multicast() && l2.dst != pinfo.mac {
-            return drop(stats, DropReason::OtherHost);
-        }
-        if l2.vlan.is_some() {
-            return drop(stats, DropReason::Vlan);
-        }
+        let l2 = self.l2_filter(&frame, port, snap, stats)?;
         match l2.ethertype {
-            ethertype::ARP => {
-                self.arp_input(frame, l2.l3_offset, port, pinfo.mac, snap, now, io, stats)
-            }
+            ethertype::ARP => self.arp_input(frame, l2.l3_offset, port, snap, now, io, stats),
             ethertype::IPV4 => {
-                self.ipv4_input(frame, l2.l3_offset, port, snap, now, io, stats);
+                if ipv4_validate(&frame, l2.l3_offset, stats) {
+                    self.ipv4_local(frame, l2.l3_offset, snap, now, io, stats);
+                }
                 None
             }
             ethertype::IPV6 => drop(stats, DropReason::Ipv6),
@@ -82,18 +67,50 @@ impl<F: Frame> NetStack<F> {
         }
     }
 
+    /// The link-layer checks every frame passes first: well-formed, for us (our MAC,
+    /// broadcast or multicast), not our own, untagged. None when dropped (and counted).
+    pub fn l2_filter(
+        &self,
+        frame: &F,
+        port: usize,
+        snap: &Snapshot,
+        stats: &WorkerStats,
+    ) -> Option<crate::packet::L2Info> {
+        let l2 = match crate::packet::parse_l2(frame.data()) {
+            Ok(l2) => l2,
+            Err(Error::Truncated) => return drop_l2(stats, DropReason::L2Truncated),
+            Err(Error::Malformed) => return drop_l2(stats, DropReason::L2Malformed),
+        };
+        let Some(pinfo) = snap.ports.get(port) else {
+            return drop_l2(stats, DropReason::NoRoute);
+        };
+        if l2.src == pinfo.mac {
+            return drop_l2(stats, DropReason::OwnFrame);
+        }
+        if !l2.dst.is_multicast() && l2.dst != pinfo.mac {
+            return drop_l2(stats, DropReason::OtherHost);
+        }
+        if l2.vlan.is_some() {
+            return drop_l2(stats, DropReason::Vlan);
+        }
+        Some(l2)
+    }
+
+    /// ARP: answer requests for owned addresses, learn senders.
     #[allow(clippy::too_many_arguments)]
-    fn arp_input<I: Io<Frame = F>>(
+    pub fn arp_input<I: Io<Frame = F>>(
         &mut self,
         mut frame: F,
         l3: usize,
         port: usize,
-        my_mac: MacAddr,
         snap: &Snapshot,
         now: u64,
         io: &mut I,
         stats: &WorkerStats,
     ) -> Option<Learned> {
+        let Some(my_mac) = snap.ports.get(port).map(|p| p.mac) else {
+            return drop(stats, DropReason::NoRoute);
+        };
         let (op, sha, spa, tpa) = match frame.data().get(l3..).map(ArpPacket::new_checked) {
             Some(Ok(a)) => (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip()),
             _ => return drop(stats, DropReason::ArpMalformed),
@@ -136,29 +153,20 @@ impl<F: Frame> NetStack<F> {
         learned
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn ipv4_input<I: Io<Frame = F>>(
+    /// Local delivery of a validated IPv4 packet: ICMP echo for owned addresses; the
+    /// rest is dropped with its reason.
+    pub fn ipv4_local<I: Io<Frame = F>>(
         &mut self,
         mut frame: F,
         l3: usize,
-        port: usize,
         snap: &Snapshot,
         now: u64,
         io: &mut I,
         stats: &WorkerStats,
     ) {
-        let _ = port;
-        let Some(buf) = frame.data().get(l3..) else {
+        let Some(Ok(ip)) = frame.data().get(l3..).map(Ipv4Packet::new_checked) else {
             return stats.dropped(DropReason::Ipv4Truncated);
         };
-        let ip = match Ipv4Packet::new_checked(buf) {
-            Ok(ip) => ip,
-            Err(Error::Truncated) => return stats.dropped(DropReason::Ipv4Truncated),
-            Err(Error::Malformed) => return stats.dropped(DropReason::Ipv4Malformed),
-        };
-        if !ip.verify_checksum() {
-            return stats.dropped(DropReason::Ipv4BadChecksum);
-        }
         // Weak host model, like Linux: an owned address is answered on any port.
         if snap.owned.get(ip.dst()).is_none() {
             return stats.dropped(DropReason::NotLocal);
@@ -230,6 +238,35 @@ impl<F: Frame> NetStack<F> {
         }
         n
     }
+}
+
+/// IPv4 header checks done once for every IPv4 frame: lengths, version, checksum.
+pub fn ipv4_validate<F: Frame>(frame: &F, l3: usize, stats: &WorkerStats) -> bool {
+    let Some(buf) = frame.data().get(l3..) else {
+        stats.dropped(DropReason::Ipv4Truncated);
+        return false;
+    };
+    match Ipv4Packet::new_checked(buf) {
+        Ok(ip) if ip.verify_checksum() => true,
+        Ok(_) => {
+            stats.dropped(DropReason::Ipv4BadChecksum);
+            false
+        }
+        Err(Error::Truncated) => {
+            stats.dropped(DropReason::Ipv4Truncated);
+            false
+        }
+        Err(Error::Malformed) => {
+            stats.dropped(DropReason::Ipv4Malformed);
+            false
+        }
+    }
+}
+
+#[inline]
+fn drop_l2(stats: &WorkerStats, reason: DropReason) -> Option<crate::packet::L2Info> {
+    stats.dropped(reason);
+    None
 }
 
 #[inline]

@@ -1,0 +1,880 @@
+//! The IPVS engine of one worker: classifies IPv4 TCP/UDP packets as inbound (client to
+//! VIP), replies (real server to client or LIP) or new connections, runs the scheduler,
+//! the state machine and the timers, and transmits with the connection's forwarding
+//! method. Everything it touches is this worker's own.
+
+use super::conn::{flags as cf, Conn, ConnTable, Fwd, Key, NIL};
+use super::sched::{DestLoad, Flow, Scheduler};
+use super::service::{Service, DEST_SLOTS, SVC_SLOTS};
+use super::state::{self, Dir, TcpState, Timeouts};
+use super::stats::IpvsStats;
+use super::xmit;
+use crate::frame::{Frame, Io};
+use crate::net::NetStack;
+use crate::packet::ipv4::protocol;
+use crate::packet::tcp::flags as tf;
+use crate::packet::Ipv4Packet;
+use crate::snapshot::Snapshot;
+use crate::stats::{DropReason, WorkerStats};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// What a worker knows about a real-server slot.
+#[derive(Debug, Clone, Copy, Default)]
+struct DestRt {
+    present: bool,
+    svc: u32,
+    weight: u32,
+    u_threshold: u32,
+    l_threshold: u32,
+    overloaded: bool,
+    persist_timeout: u32,
+    active: u32,
+    inactive: u32,
+    persist: u32,
+}
+
+impl DestRt {
+    fn total(&self) -> u32 {
+        self.active + self.inactive
+    }
+}
+
+struct SvcRt {
+    version: u64,
+    sched: Scheduler,
+}
+
+/// The result of looking at a packet.
+pub enum Verdict<F> {
+    /// Not IPVS traffic: the frame goes on to local delivery.
+    Pass(F),
+    /// Forwarded, answered or dropped (and counted).
+    Done,
+}
+
+pub struct IpvsWorker {
+    pub conns: ConnTable,
+    dests: Vec<DestRt>,
+    svcs: Vec<Option<SvcRt>>,
+    pub stats: Arc<IpvsStats>,
+    expired: Vec<u32>,
+    loads: Vec<DestLoad>,
+    worker: usize,
+    workers: usize,
+    timeouts: Timeouts,
+    lport_cursor: u32,
+    lip_cursor: usize,
+    ip_ident: u16,
+    last_sched_expire: u64,
+    seed: u64,
+}
+
+/// The worker that owns the connection a packet belongs to: a pure function of the
+/// packet, so that both directions of a connection meet on one worker. NAT, DR and TUN
+/// hash the client endpoint (the source of a request, the destination of a NAT reply);
+/// FULLNAT replies go to the worker whose share of local ports holds their destination
+/// port.
+pub fn owner(snap: &Snapshot, ip: &[u8], workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let Ok(p) = Ipv4Packet::new_checked(ip) else {
+        return 0;
+    };
+    let l4 = p.payload();
+    if !matches!(p.protocol(), protocol::TCP | protocol::UDP)
+        || l4.len() < 4
+        || p.frag_offset() != 0
+    {
+        return 0;
+    }
+    let sport = u16::from_be_bytes([l4[0], l4[1]]);
+    let dport = u16::from_be_bytes([l4[2], l4[3]]);
+    let (src, dst) = (p.src(), p.dst());
+    let ipvs = &snap.ipvs;
+    if ipvs.is_lip(dst) {
+        return usize::from(dport) % workers;
+    }
+    let (addr, port) = if ipvs.is_vip(dst) {
+        (src, sport)
+    } else {
+        (dst, dport)
+    };
+    endpoint_hash(addr, port) % workers
+}
+
+fn endpoint_hash(a: Ipv4Addr, p: u16) -> usize {
+    let x = (u64::from(u32::from(a)) << 16 | u64::from(p)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> 40) as usize
+}
+
+/// Parsed essentials of a TCP/UDP packet.
+#[derive(Clone, Copy)]
+struct Pkt {
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    tcp_flags: u8,
+    len: u64,
+}
+
+impl IpvsWorker {
+    pub fn new(
+        worker: usize,
+        workers: usize,
+        capacity: usize,
+        stats: Arc<IpvsStats>,
+        seed: u64,
+    ) -> IpvsWorker {
+        IpvsWorker {
+            conns: ConnTable::new(capacity, seed ^ 0x5bd1_e995),
+            dests: vec![DestRt::default(); DEST_SLOTS],
+            svcs: (0..SVC_SLOTS).map(|_| None).collect(),
+            stats,
+            expired: Vec::with_capacity(1024),
+            loads: Vec::with_capacity(64),
+            worker,
+            workers: workers.max(1),
+            timeouts: Timeouts::default(),
+            lport_cursor: 0,
+            lip_cursor: 0,
+            ip_ident: worker as u16,
+            last_sched_expire: 0,
+            seed,
+        }
+    }
+
+    /// Adopts the services of a new snapshot: real-server slots are refreshed, and the
+    /// scheduler of a service is rebuilt only when its version changed, so an unchanged
+    /// service keeps its rr position and lblc cache. Connections are never touched.
+    pub fn adopt(&mut self, snap: &Snapshot) {
+        let ipvs = &snap.ipvs;
+        self.timeouts = ipvs.timeouts;
+        for d in self.dests.iter_mut() {
+            d.present = false;
+        }
+        let mut live = vec![false; SVC_SLOTS];
+        for svc in &ipvs.services {
+            let slot = svc.slot as usize;
+            if slot >= SVC_SLOTS {
+                continue;
+            }
+            live[slot] = true;
+            for rs in &svc.dests {
+                let Some(d) = self.dests.get_mut(rs.slot as usize) else {
+                    continue;
+                };
+                d.present = true;
+                d.svc = svc.slot;
+                d.weight = rs.weight;
+                // Thresholds apply to the whole director; each worker holds its share.
+                d.u_threshold = rs.u_threshold.div_ceil(self.workers as u32);
+                d.l_threshold = rs.l_threshold.div_ceil(self.workers as u32);
+                d.persist_timeout = svc.persistence.map_or(0, |p| p.timeout);
+                update_overload(d);
+            }
+            let loads = loads_of(svc, &self.dests);
+            match &mut self.svcs[slot] {
+                Some(rt) if rt.version == svc.version => {}
+                Some(rt) if rt.sched.kind == svc.sched && rt.sched.flags == svc.flags => {
+                    rt.sched.update(svc.tables.clone(), &loads);
+                    rt.version = svc.version;
+                }
+                other => {
+                    *other = Some(SvcRt {
+                        version: svc.version,
+                        sched: Scheduler::new(
+                            svc.sched,
+                            svc.flags,
+                            svc.tables.clone(),
+                            &loads,
+                            self.seed ^ u64::from(svc.slot),
+                        ),
+                    });
+                }
+            }
+        }
+        for (slot, rt) in self.svcs.iter_mut().enumerate() {
+            if !live[slot] {
+                *rt = None;
+            }
+        }
+    }
+
+    /// Once a second or so: expire connections and templates, age lblc caches.
+    pub fn tick<F: Frame, I: Io<Frame = F>>(&mut self, now_ms: u64, _io: &mut I) {
+        let now_s = (now_ms / 1000) as u32;
+        let mut expired = std::mem::take(&mut self.expired);
+        expired.clear();
+        self.conns.collect_expired(now_s, &mut expired);
+        for &ci in &expired {
+            let c = *self.conns.get(ci);
+            if c.is_template() && c.n_control > 0 {
+                // A template outlives its connections (ip_vs_conn_expire's n_control).
+                let t = self
+                    .dests
+                    .get(c.dest as usize)
+                    .map_or(60, |d| d.persist_timeout.max(1));
+                self.conns.rearm(ci, now_s + t);
+            } else {
+                self.unbind_and_remove(ci);
+            }
+        }
+        self.expired = expired;
+        if now_ms / 1000 >= self.last_sched_expire + 60 {
+            self.last_sched_expire = now_ms / 1000;
+            for rt in self.svcs.iter_mut().flatten() {
+                rt.sched.expire(now_ms / 1000);
+            }
+        }
+    }
+
+    /// Handles an IPv4 packet whose header the caller has validated. `l3` is the offset
+    /// of the IPv4 header in the frame.
+    #[allow(clippy::too_many_arguments)]
+    pub fn process<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        frame: F,
+        l3: usize,
+        snap: &Snapshot,
+        now_ms: u64,
+        net: &mut NetStack<F>,
+        io: &mut I,
+        wstats: &WorkerStats,
+    ) -> Verdict<F> {
+        if snap.ipvs.is_empty() {
+            return Verdict::Pass(frame);
+        }
+        let Some(ip) = frame
+            .data()
+            .get(l3..)
+            .and_then(|b| Ipv4Packet::new_checked(b).ok())
+        else {
+            return Verdict::Pass(frame);
+        };
+        let proto = ip.protocol();
+        if proto != protocol::TCP && proto != protocol::UDP {
+            return Verdict::Pass(frame);
+        }
+        let (src, dst) = (ip.src(), ip.dst());
+        let ours = snap.ipvs.is_vip(dst) || snap.ipvs.is_lip(dst);
+        if ip.is_fragment() {
+            // Later fragments carry no ports; until fragments are tracked, none of a
+            // fragmented datagram is forwarded (never mis-forwarded).
+            if ours || snap.owned.get(dst).is_none() {
+                wstats.dropped(DropReason::Ipv4Fragment);
+                return Verdict::Done;
+            }
+            return Verdict::Pass(frame);
+        }
+        let l4 = ip.payload();
+        let (sport, dport, tcp_flags) = match proto {
+            protocol::TCP
+                if l4.len() >= 20
+                    && usize::from(l4[12] >> 4) * 4 >= 20
+                    && usize::from(l4[12] >> 4) * 4 <= l4.len() =>
+            {
+                (
+                    u16::from_be_bytes([l4[0], l4[1]]),
+                    u16::from_be_bytes([l4[2], l4[3]]),
+                    l4[13],
+                )
+            }
+            protocol::UDP if l4.len() >= 8 => (
+                u16::from_be_bytes([l4[0], l4[1]]),
+                u16::from_be_bytes([l4[2], l4[3]]),
+                0,
+            ),
+            _ => {
+                if ours {
+                    wstats.dropped(DropReason::L4Malformed);
+                    return Verdict::Done;
+                }
+                return Verdict::Pass(frame);
+            }
+        };
+        let pkt = Pkt {
+            proto,
+            src,
+            dst,
+            sport,
+            dport,
+            tcp_flags,
+            len: ip.total_len() as u64,
+        };
+        let key = Key {
+            proto,
+            saddr: src.into(),
+            sport,
+            daddr: dst.into(),
+            dport,
+        };
+        let now_s = (now_ms / 1000) as u32;
+        if let Some(ci) = self.conns.lookup_in(&key) {
+            return self.inbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats);
+        }
+        if let Some(ci) = self.conns.lookup_out(&key) {
+            return self.outbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats);
+        }
+        let Some(svc) = snap.ipvs.lookup(proto, dst, dport) else {
+            if snap.ipvs.is_lip(dst) {
+                wstats.dropped(DropReason::NoConn);
+                return Verdict::Done;
+            }
+            return Verdict::Pass(frame);
+        };
+        if proto == protocol::TCP
+            && (tcp_flags & tf::SYN == 0 || tcp_flags & (tf::RST | tf::ACK) != 0)
+        {
+            // Only a SYN opens a TCP connection (no sloppy_tcp).
+            wstats.dropped(DropReason::NoConn);
+            return Verdict::Done;
+        }
+        match self.schedule(svc, &pkt, snap, now_s) {
+            Ok(ci) => self.inbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats),
+            Err(reason) => {
+                if reason == DropReason::NoDest {
+                    // The kernel answers ICMP port unreachable when no server is available.
+                    self.send_icmp(
+                        &frame,
+                        l3,
+                        xmit::PORT_UNREACHABLE,
+                        0,
+                        snap,
+                        now_ms,
+                        net,
+                        io,
+                        wstats,
+                    );
+                }
+                wstats.dropped(reason);
+                Verdict::Done
+            }
+        }
+    }
+
+    /// Creates the connection for the first packet of a flow (and its persistence
+    /// template), or says why not.
+    fn schedule(
+        &mut self,
+        svc: &Service,
+        p: &Pkt,
+        snap: &Snapshot,
+        now_s: u32,
+    ) -> Result<u32, DropReason> {
+        let slot = svc.slot as usize;
+        let mut template = NIL;
+        let mut chosen: Option<usize> = None;
+        if let Some(pers) = svc.persistence {
+            let masked = Ipv4Addr::from(u32::from(p.src) & u32::from(pers.netmask));
+            let tkey = Key {
+                proto: p.proto,
+                saddr: masked.into(),
+                sport: 0,
+                daddr: p.dst.into(),
+                dport: svc.port,
+            };
+            if let Some(ti) = self.conns.lookup_template(&tkey) {
+                let t = *self.conns.get(ti);
+                let d = self.dests[t.dest as usize];
+                let quiescent = snap.ipvs.expire_quiescent_template && d.weight == 0;
+                if d.present && !quiescent {
+                    if let Some(i) = svc.dests.iter().position(|r| r.slot == t.dest) {
+                        chosen = Some(i);
+                        template = ti;
+                        // Each use extends the template's life.
+                        self.conns.set_expires(ti, now_s + pers.timeout);
+                    }
+                } else if t.n_control == 0 {
+                    self.unbind_and_remove(ti);
+                }
+            }
+            if chosen.is_none() {
+                let i = self.pick(svc, p, now_s).ok_or(DropReason::NoDest)?;
+                let rs = &svc.dests[i];
+                let mut t = Conn::new(
+                    p.proto,
+                    masked,
+                    0,
+                    p.dst,
+                    svc.port,
+                    rs.addr,
+                    if svc.port == 0 { 0 } else { rs.port },
+                    rs.fwd,
+                    rs.slot,
+                );
+                t.flags |= cf::TEMPLATE;
+                t.flags &= !cf::INACTIVE;
+                t.state = 0;
+                t.expires = now_s + pers.timeout;
+                template = self
+                    .conns
+                    .insert(t)
+                    .map_err(|_| DropReason::ConnTableFull)?;
+                self.dests[rs.slot as usize].persist += 1;
+                self.publish_dest(rs.slot);
+                chosen = Some(i);
+            }
+        }
+        let i = match chosen {
+            Some(i) => i,
+            None => self.pick(svc, p, now_s).ok_or(DropReason::NoDest)?,
+        };
+        let rs = &svc.dests[i];
+        let dport = if rs.port == 0 { p.dport } else { rs.port };
+        let mut c = Conn::new(
+            p.proto, p.src, p.sport, p.dst, p.dport, rs.addr, dport, rs.fwd, rs.slot,
+        );
+        if rs.fwd == Fwd::FullNat {
+            let (laddr, lport) = self
+                .alloc_local(svc, rs.addr, dport, p.proto)
+                .ok_or(DropReason::NoLocalPort)?;
+            c.laddr = laddr.into();
+            c.lport = lport;
+        }
+        c.state = TcpState::None as u8;
+        c.expires = now_s
+            + if p.proto == protocol::TCP {
+                self.timeouts.tcp(TcpState::None)
+            } else {
+                self.timeouts.udp
+            };
+        c.control = template;
+        let ci = self
+            .conns
+            .insert(c)
+            .map_err(|_| DropReason::ConnTableFull)?;
+        if template != NIL {
+            self.conns.get_mut(template).n_control += 1;
+        }
+        // ip_vs_bind_dest: a new connection counts as inactive; thresholds apply.
+        let d = &mut self.dests[rs.slot as usize];
+        d.inactive += 1;
+        if d.u_threshold != 0 && d.total() >= d.u_threshold {
+            d.overloaded = true;
+        }
+        self.publish_dest(rs.slot);
+        self.stats.dests[rs.slot as usize].traffic.conns.inc();
+        if slot < SVC_SLOTS {
+            self.stats.services[slot].conns.inc();
+        }
+        Ok(ci)
+    }
+
+    fn pick(&mut self, svc: &Service, p: &Pkt, now_s: u32) -> Option<usize> {
+        let rt = self.svcs.get_mut(svc.slot as usize)?.as_mut()?;
+        self.loads.clear();
+        for rs in &svc.dests {
+            let d = &self.dests[rs.slot as usize];
+            self.loads.push(DestLoad {
+                id: rs.slot,
+                weight: d.weight,
+                active: d.active,
+                inactive: d.inactive,
+                overloaded: d.overloaded,
+            });
+        }
+        let flow = Flow {
+            saddr: p.src,
+            sport: p.sport,
+            daddr: p.dst,
+            dport: p.dport,
+        };
+        rt.sched.pick(&self.loads, &flow, u64::from(now_s))
+    }
+
+    /// A local address and port for a FULLNAT connection: ports of this worker's share
+    /// (port % workers == worker) so replies come back to it, unused for this real server.
+    fn alloc_local(
+        &mut self,
+        svc: &Service,
+        raddr: Ipv4Addr,
+        rport: u16,
+        proto: u8,
+    ) -> Option<(Ipv4Addr, u16)> {
+        if svc.local_addrs.is_empty() {
+            return None;
+        }
+        let w = self.workers as u32;
+        let share = (65536 - 1024) / w;
+        for _ in 0..svc.local_addrs.len() {
+            self.lip_cursor = (self.lip_cursor + 1) % svc.local_addrs.len();
+            let laddr = svc.local_addrs[self.lip_cursor];
+            for _ in 0..share.min(4096) {
+                self.lport_cursor = (self.lport_cursor + 1) % share;
+                let lport = (1024 + self.lport_cursor * w) as u16;
+                let lport = lport - lport % w as u16 + self.worker as u16;
+                if lport < 1024 {
+                    continue;
+                }
+                let k = Key {
+                    proto,
+                    saddr: raddr.into(),
+                    sport: rport,
+                    daddr: laddr.into(),
+                    dport: lport,
+                };
+                if self.conns.lookup_out(&k).is_none() {
+                    return Some((laddr, lport));
+                }
+            }
+        }
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn inbound<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        ci: u32,
+        mut frame: F,
+        l3: usize,
+        p: Pkt,
+        snap: &Snapshot,
+        now_ms: u64,
+        now_s: u32,
+        net: &mut NetStack<F>,
+        io: &mut I,
+        wstats: &WorkerStats,
+    ) -> Verdict<F> {
+        let c = *self.conns.get(ci);
+        let d = self.dests[c.dest as usize];
+        if !d.present && snap.ipvs.expire_nodest_conn {
+            self.unbind_and_remove(ci);
+            wstats.dropped(DropReason::NoDestConn);
+            return Verdict::Done;
+        }
+        self.transition(ci, p, Dir::Input, now_s);
+        let t = &self.stats.dests[c.dest as usize].traffic;
+        t.inpkts.inc();
+        t.inbytes.add(p.len);
+        if let Some(s) = self.stats.services.get(d.svc as usize) {
+            s.inpkts.inc();
+            s.inbytes.add(p.len);
+        }
+        let (daddr, caddr) = (Ipv4Addr::from(c.daddr), Ipv4Addr::from(c.caddr));
+        match c.fwd() {
+            Fwd::Dr => {}
+            Fwd::Nat | Fwd::FullNat => {
+                if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+                    return Verdict::Done;
+                }
+                let src = (c.fwd() == Fwd::FullNat).then(|| (Ipv4Addr::from(c.laddr), c.lport));
+                if !xmit::rewrite(&mut frame.data_mut()[l3..], src, Some((daddr, c.dport))) {
+                    wstats.dropped(DropReason::L4Malformed);
+                    return Verdict::Done;
+                }
+                if c.fwd() == Fwd::FullNat
+                    && p.proto == protocol::TCP
+                    && self.wants_toa(&c, &p, snap)
+                {
+                    let mtu = self.route_mtu(snap, daddr);
+                    if !xmit::insert_toa(&mut frame, l3, caddr, c.cport, mtu) {
+                        // Forwarded without it: the options area or the MTU had no room.
+                        self.stats.toa_skipped.inc();
+                    }
+                }
+            }
+            Fwd::Tun => {
+                let Some(nh) = snap.routes.lookup(daddr) else {
+                    wstats.dropped(DropReason::NoRoute);
+                    return Verdict::Done;
+                };
+                let Some(src) = snap.owned.source_for(nh.port, daddr) else {
+                    wstats.dropped(DropReason::NoRoute);
+                    return Verdict::Done;
+                };
+                let mtu = snap.ports.get(nh.port).map_or(1500, |p| p.mtu);
+                self.ip_ident = self.ip_ident.wrapping_add(self.workers as u16);
+                match xmit::ipip_encap(&mut frame, l3, src, daddr, mtu, self.ip_ident) {
+                    xmit::Encap::Done => {}
+                    xmit::Encap::FragNeeded(m) => {
+                        self.send_icmp(
+                            &frame,
+                            l3,
+                            xmit::FRAG_NEEDED,
+                            u32::from(m),
+                            snap,
+                            now_ms,
+                            net,
+                            io,
+                            wstats,
+                        );
+                        wstats.dropped(DropReason::FragNeeded);
+                        return Verdict::Done;
+                    }
+                    xmit::Encap::Failed => {
+                        wstats.dropped(DropReason::TooBig);
+                        return Verdict::Done;
+                    }
+                }
+            }
+        }
+        self.route_out(frame, daddr, snap, now_ms, net, io, wstats);
+        Verdict::Done
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn outbound<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        ci: u32,
+        mut frame: F,
+        l3: usize,
+        p: Pkt,
+        snap: &Snapshot,
+        now_ms: u64,
+        now_s: u32,
+        net: &mut NetStack<F>,
+        io: &mut I,
+        wstats: &WorkerStats,
+    ) -> Verdict<F> {
+        self.conns.get_mut(ci).flags &= !cf::NOOUTPUT;
+        self.transition(ci, p, Dir::Output, now_s);
+        let c = *self.conns.get(ci);
+        let t = &self.stats.dests[c.dest as usize].traffic;
+        t.outpkts.inc();
+        t.outbytes.add(p.len);
+        if let Some(s) = self
+            .stats
+            .services
+            .get(self.dests[c.dest as usize].svc as usize)
+        {
+            s.outpkts.inc();
+            s.outbytes.add(p.len);
+        }
+        if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+            return Verdict::Done;
+        }
+        let caddr = Ipv4Addr::from(c.caddr);
+        let dst = (c.fwd() == Fwd::FullNat).then_some((caddr, c.cport));
+        if !xmit::rewrite(
+            &mut frame.data_mut()[l3..],
+            Some((Ipv4Addr::from(c.vaddr), c.vport)),
+            dst,
+        ) {
+            wstats.dropped(DropReason::L4Malformed);
+            return Verdict::Done;
+        }
+        self.route_out(frame, caddr, snap, now_ms, net, io, wstats);
+        Verdict::Done
+    }
+
+    /// TOA goes on the SYN and on the client's packets until the connection is
+    /// established (the handshake-completing ACK is what the real server's toa module
+    /// reads).
+    fn wants_toa(&self, c: &Conn, p: &Pkt, snap: &Snapshot) -> bool {
+        let svc = self
+            .dests
+            .get(c.dest as usize)
+            .and_then(|d| snap.ipvs.by_slot(d.svc));
+        svc.is_some_and(|s| s.toa)
+            && (p.tcp_flags & tf::SYN != 0
+                || TcpState::from_u8(c.state) == TcpState::Established
+                    && p.tcp_flags & tf::ACK != 0
+                    && c.flags & cf::NOOUTPUT == 0)
+    }
+
+    fn route_mtu(&self, snap: &Snapshot, dst: Ipv4Addr) -> u16 {
+        snap.routes
+            .lookup(dst)
+            .and_then(|nh| snap.ports.get(nh.port))
+            .map_or(1500, |p| p.mtu)
+    }
+
+    /// State transition and expiry for a packet of connection `ci` (set_tcp_state).
+    fn transition(&mut self, ci: u32, p: Pkt, dir: Dir, now_s: u32) {
+        let c = *self.conns.get(ci);
+        let (new, timeout) = if p.proto == protocol::TCP {
+            let input_only = c.flags & cf::NOOUTPUT != 0;
+            let n = state::tcp_next(TcpState::from_u8(c.state), p.tcp_flags, dir, input_only);
+            (n as u8, self.timeouts.tcp(n))
+        } else {
+            (state::UDP_STATE, self.timeouts.udp)
+        };
+        if p.proto == protocol::TCP && new != c.state {
+            let est = new == TcpState::Established as u8;
+            let d = &mut self.dests[c.dest as usize];
+            let e = self.conns.get_mut(ci);
+            if e.flags & cf::INACTIVE == 0 && !est {
+                d.active = d.active.saturating_sub(1);
+                d.inactive += 1;
+                e.flags |= cf::INACTIVE;
+            } else if e.flags & cf::INACTIVE != 0 && est {
+                d.inactive = d.inactive.saturating_sub(1);
+                d.active += 1;
+                e.flags &= !cf::INACTIVE;
+            }
+            self.publish_dest(c.dest);
+        }
+        self.conns.get_mut(ci).state = new;
+        self.conns.set_expires(ci, now_s + timeout);
+    }
+
+    /// ip_vs_unbind_dest + removal: counters down, thresholds re-checked, template
+    /// released.
+    fn unbind_and_remove(&mut self, ci: u32) {
+        let c = *self.conns.get(ci);
+        if let Some(d) = self.dests.get_mut(c.dest as usize) {
+            if c.is_template() {
+                d.persist = d.persist.saturating_sub(1);
+            } else if c.flags & cf::INACTIVE != 0 {
+                d.inactive = d.inactive.saturating_sub(1);
+            } else {
+                d.active = d.active.saturating_sub(1);
+            }
+            update_overload(d);
+            self.publish_dest(c.dest);
+        }
+        if c.control != NIL {
+            let t = self.conns.get_mut(c.control);
+            t.n_control = t.n_control.saturating_sub(1);
+        }
+        self.conns.remove(ci);
+        self.stats.conns.reset();
+        self.stats.conns.add(self.conns.len() as u64);
+    }
+
+    fn publish_dest(&self, slot: u32) {
+        if let (Some(d), Some(s)) = (
+            self.dests.get(slot as usize),
+            self.stats.dests.get(slot as usize),
+        ) {
+            s.active.reset();
+            s.active.add(u64::from(d.active));
+            s.inactive.reset();
+            s.inactive.add(u64::from(d.inactive));
+            s.persist.reset();
+            s.persist.add(u64::from(d.persist));
+        }
+        self.stats.conns.reset();
+        self.stats.conns.add(self.conns.len() as u64);
+    }
+
+    /// Decrements the TTL of a packet rvs routes; at 1 it answers time-exceeded instead.
+    #[allow(clippy::too_many_arguments)]
+    fn ttl_ok<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        frame: &mut F,
+        l3: usize,
+        snap: &Snapshot,
+        now_ms: u64,
+        net: &mut NetStack<F>,
+        io: &mut I,
+        wstats: &WorkerStats,
+    ) -> bool {
+        let Some(Ok(mut ip)) = frame.data_mut().get_mut(l3..).map(Ipv4Packet::new_checked) else {
+            return false;
+        };
+        if ip.ttl() <= 1 {
+            self.send_icmp(
+                frame,
+                l3,
+                xmit::TIME_EXCEEDED,
+                0,
+                snap,
+                now_ms,
+                net,
+                io,
+                wstats,
+            );
+            wstats.dropped(DropReason::TtlExceeded);
+            return false;
+        }
+        ip.decrement_ttl();
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_icmp<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        about: &F,
+        l3: usize,
+        (kind, code): (u8, u8),
+        info: u32,
+        snap: &Snapshot,
+        now_ms: u64,
+        net: &mut NetStack<F>,
+        io: &mut I,
+        wstats: &WorkerStats,
+    ) {
+        let Some(orig) = about.data().get(l3..) else {
+            return;
+        };
+        let Ok(oip) = Ipv4Packet::new_checked(orig) else {
+            return;
+        };
+        let Some(nh) = snap.routes.lookup(oip.src()) else {
+            return;
+        };
+        let Some(src) = snap.owned.source_for(nh.port, oip.src()) else {
+            return;
+        };
+        let Some(mut f) = io.alloc() else {
+            wstats.dropped(DropReason::AllocFailed);
+            return;
+        };
+        if xmit::icmp_error(&mut f, orig, src, kind, code, info).is_some() {
+            net.neigh
+                .output(f, nh.port, nh.next_hop, now_ms, snap, io, wstats);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn route_out<F: Frame, I: Io<Frame = F>>(
+        &self,
+        frame: F,
+        dst: Ipv4Addr,
+        snap: &Snapshot,
+        now_ms: u64,
+        net: &mut NetStack<F>,
+        io: &mut I,
+        wstats: &WorkerStats,
+    ) {
+        match snap.routes.lookup(dst) {
+            Some(nh) => net
+                .neigh
+                .output(frame, nh.port, nh.next_hop, now_ms, snap, io, wstats),
+            None => wstats.dropped(DropReason::NoRoute),
+        }
+    }
+
+    /// Number of connections per real-server slot of this worker (for tests and lists).
+    pub fn dest_counts(&self, slot: u32) -> (u32, u32, u32) {
+        self.dests
+            .get(slot as usize)
+            .map_or((0, 0, 0), |d| (d.active, d.inactive, d.persist))
+    }
+}
+
+fn update_overload(d: &mut DestRt) {
+    // ip_vs_unbind_dest's rules for leaving the overloaded state.
+    if d.l_threshold != 0 {
+        if d.total() < d.l_threshold {
+            d.overloaded = false;
+        }
+    } else if d.u_threshold != 0 {
+        if d.total() * 4 < d.u_threshold * 3 {
+            d.overloaded = false;
+        }
+    } else {
+        d.overloaded = false;
+    }
+}
+
+fn loads_of(svc: &Service, dests: &[DestRt]) -> Vec<DestLoad> {
+    svc.dests
+        .iter()
+        .map(|rs| {
+            let d = &dests[rs.slot as usize];
+            DestLoad {
+                id: rs.slot,
+                weight: d.weight,
+                active: d.active,
+                inactive: d.inactive,
+                overloaded: d.overloaded,
+            }
+        })
+        .collect()
+}

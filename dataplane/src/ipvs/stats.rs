@@ -1,0 +1,51 @@
+//! Per-worker IPVS counters, indexed by service and real-server slot, published to the
+//! control plane (each written by its worker only).
+
+use super::service::{DEST_SLOTS, SVC_SLOTS};
+use crate::stats::Counter;
+
+/// Traffic of one service or real server.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Connections scheduled.
+    pub conns: Counter,
+    pub inpkts: Counter,
+    pub outpkts: Counter,
+    pub inbytes: Counter,
+    pub outbytes: Counter,
+}
+
+#[derive(Debug, Default)]
+pub struct DestCounters {
+    pub traffic: Traffic,
+    pub active: Counter,
+    pub inactive: Counter,
+    /// Persistence templates pointing at this real server.
+    pub persist: Counter,
+}
+
+#[derive(Debug)]
+pub struct IpvsStats {
+    pub dests: Box<[DestCounters]>,
+    pub services: Box<[Traffic]>,
+    /// Connections (and templates) in this worker's table.
+    pub conns: Counter,
+    /// Packets passed to the owning worker / received from other workers.
+    pub redirected_out: Counter,
+    pub redirected_in: Counter,
+    /// FULLNAT packets forwarded without TOA for lack of room.
+    pub toa_skipped: Counter,
+}
+
+impl Default for IpvsStats {
+    fn default() -> Self {
+        IpvsStats {
+            dests: (0..DEST_SLOTS).map(|_| DestCounters::default()).collect(),
+            services: (0..SVC_SLOTS).map(|_| Traffic::default()).collect(),
+            conns: Counter::default(),
+            redirected_out: Counter::default(),
+            redirected_in: Counter::default(),
+            toa_skipped: Counter::default(),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Code that runs inside a test host's namespace: HTTP real servers that answer with
+//! their name, an HTTP client, and a raw capture of an interface.
+//!
+//! A thread that calls setns(2) lives in that namespace from then on, and sockets it
+//! creates stay there; so each helper runs on a thread of its own.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Moves the calling thread into network namespace `ns`.
+pub fn enter(ns: &str) {
+    let f = std::fs::File::open(format!("/var/run/netns/{ns}"))
+        .unwrap_or_else(|e| panic!("namespace {ns}: {e}"));
+    // SAFETY: setns on a valid namespace fd affects only this thread.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns({ns}): {}", std::io::Error::last_os_error());
+}
+
+/// Runs `f` on a new thread inside `ns` and returns its result.
+pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        enter(&ns);
+        f()
+    })
+    .join()
+    .expect("namespace thread panicked")
+}
+
+/// An HTTP server answering every request with `name`, keeping connections open
+/// (HTTP/1.1 keep-alive) until the client closes them. Stops when dropped.
+pub struct HttpServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// Peer addresses of accepted connections (for FULLNAT: the LIPs).
+    pub peers: Arc<Mutex<Vec<SocketAddr>>>,
+}
+
+impl HttpServer {
+    pub fn start(ns: &str, bind: SocketAddrV4, name: &str) -> HttpServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peers = Arc::new(Mutex::new(Vec::new()));
+        let (ns, name, stop2, peers2) = (
+            ns.to_string(),
+            name.to_string(),
+            stop.clone(),
+            peers.clone(),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            enter(&ns);
+            let l = TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind} in {ns}: {e}"));
+            l.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            let mut conns: Vec<JoinHandle<()>> = Vec::new();
+            while !stop2.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((s, peer)) => {
+                        peers2.lock().unwrap().push(peer);
+                        let name = name.clone();
+                        let stop3 = stop2.clone();
+                        conns.push(std::thread::spawn(move || serve(s, &name, &stop3)));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+                conns.retain(|c| !c.is_finished());
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("server started");
+        HttpServer {
+            stop,
+            thread: Some(thread),
+            peers,
+        }
+    }
+}
+
+fn serve(s: TcpStream, name: &str, stop: &AtomicBool) {
+    s.set_nonblocking(false).ok();
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut w = s;
+    let mut line = String::new();
+    let mut in_request = false;
+    while !stop.load(Ordering::Relaxed) {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                if line == "\r\n" || line == "\n" {
+                    if in_request {
+                        let body = format!("{name}\n");
+                        let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}", body.len());
+                        if w.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    in_request = false;
+                } else {
+                    in_request = true;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One keep-alive HTTP connection.
+pub struct HttpConn {
+    s: BufReader<TcpStream>,
+}
+
+impl HttpConn {
+    pub fn connect(to: SocketAddrV4, timeout: Duration) -> std::io::Result<HttpConn> {
+        let s = TcpStream::connect_timeout(&to.into(), timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_nodelay(true)?;
+        Ok(HttpConn {
+            s: BufReader::new(s),
+        })
+    }
+    /// Sends a GET and returns the body (the server's name).
+    pub fn get(&mut self) -> std::io::Result<String> {
+        self.s
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: rvs\r\n\r\n")?;
+        let mut len = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.s.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed",
+                ));
+            }
+            if let Some(v) = line.strip_prefix("Content-Length: ") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        self.s.read_exact(&mut body)?;
+        Ok(String::from_utf8_lossy(&body).trim().to_string())
+    }
+    pub fn local_port(&self) -> u16 {
+        self.s.get_ref().local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+}
+
+/// `n` requests, each on a fresh TCP connection, from inside `ns`: the answers (server
+/// names) or the errors.
+pub fn get_many(ns: &str, to: SocketAddrV4, n: usize) -> Vec<Result<String, String>> {
+    in_ns(ns, move || {
+        (0..n)
+            .map(|_| {
+                HttpConn::connect(to, Duration::from_secs(5))
+                    .and_then(|mut c| c.get())
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    })
+}
+
+/// Counts answers per server name; panics (with the errors) if any request failed.
+pub fn tally(results: &[Result<String, String>]) -> std::collections::BTreeMap<String, usize> {
+    let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        errors.is_empty(),
+        "{} of {} requests failed: {:?}",
+        errors.len(),
+        results.len(),
+        &errors[..errors.len().min(5)]
+    );
+    let mut m = std::collections::BTreeMap::new();
+    for r in results.iter().flatten() {
+        *m.entry(r.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Captures frames on `ifname` inside `ns` (a raw AF_PACKET socket) while `during` runs
+/// and for `linger` after; returns them.
+pub fn capture<T: Send + 'static>(
+    ns: &str,
+    ifname: &str,
+    linger: Duration,
+    during: impl FnOnce() -> T + Send + 'static,
+) -> (T, Vec<Vec<u8>>) {
+    let (ns2, ifname) = (ns.to_string(), ifname.to_string());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cap = std::thread::spawn(move || {
+        enter(&ns2);
+        // SAFETY: plain socket calls with checked results.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                (libc::ETH_P_ALL as u16).to_be() as i32,
+            )
+        };
+        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        let cname = std::ffi::CString::new(ifname).unwrap();
+        let idx = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = idx as i32;
+        let rc = unsafe {
+            libc::bind(
+                fd,
+                &sll as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "bind raw socket");
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        tx.send(()).unwrap();
+        let mut frames = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while !stop2.load(Ordering::Relaxed) {
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            if n > 0 {
+                frames.push(buf[..n as usize].to_vec());
+            }
+        }
+        unsafe { libc::close(fd) };
+        frames
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("capture started");
+    let out = during();
+    let end = Instant::now() + linger;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    (out, cap.join().expect("capture thread"))
+}
+
+/// Writes frames as a pcap file (for tshark).
+pub fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+    for (i, f) in frames.iter().enumerate() {
+        out.extend_from_slice(&(i as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    std::fs::write(path, out).expect("write pcap");
+}
+
+pub fn v4(a: &str, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(a.parse::<Ipv4Addr>().expect("address"), port)
+}
