@@ -28,7 +28,7 @@ pub enum Request {
 pub enum Response {
     Status(Status),
     Counters(Counters),
-    Services(Vec<ServiceStatus>),
+    Services { services: Vec<ServiceStatus> },
     Reloaded { generation: u64 },
     Error { message: String },
 }
@@ -441,6 +441,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    fn every_response_encodes() {
+        let r = Response::Services { services: vec![] };
+        let s = serde_json::to_string(&Envelope {
+            v: 1,
+            body: r.clone(),
+        })
+        .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Envelope<Response>>(&s).unwrap().body,
+            r
+        );
     }
 
     #[test]

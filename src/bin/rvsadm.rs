@@ -57,7 +57,7 @@ fn run(args: &Args) -> Result<()> {
     match resp {
         Response::Status(s) => print!("{}", format_status(&s)),
         Response::Counters(c) => print!("{}", format_counters(&c)),
-        Response::Services(s) => println!("{}", serde_json::to_string_pretty(&s)?),
+        Response::Services { services } => println!("{}", serde_json::to_string_pretty(&services)?),
         Response::Reloaded { generation } => {
             println!("configuration reloaded (generation {generation})")
         }

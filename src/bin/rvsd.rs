@@ -216,9 +216,9 @@ impl Daemon {
                     .collect();
                 Response::Counters(ctl::read_counters(&stats, &ipvs_stats, &names))
             }
-            Request::Services => {
-                Response::Services(ctl::read_services(&cell.load().ipvs, &ipvs_stats))
-            }
+            Request::Services => Response::Services {
+                services: ctl::read_services(&cell.load().ipvs, &ipvs_stats),
+            },
             Request::Reload => match reload(&cfg, &cell, &builder, &ipvs_stats, &path, &hw) {
                 Ok(generation) => Response::Reloaded { generation },
                 Err(e) => Response::Error { message: e },

@@ -276,6 +276,10 @@ impl Topology {
     pub fn rvsd(&mut self, n: usize) -> &mut Rvsd {
         &mut self.daemons[n]
     }
+
+    pub fn rvsd_ref(&self, n: usize) -> &Rvsd {
+        &self.daemons[n]
+    }
 }
 
 impl Default for Topology {
@@ -373,6 +377,34 @@ impl Rvsd {
         }
         let _ = c.kill();
         c.wait().ok()
+    }
+
+    /// Replaces the config file with `text` (`{SOCKET}` filled in as at start), sends
+    /// SIGHUP and waits until the new snapshot is published.
+    pub fn reload(&self, text: &str) {
+        let before = self.status().generation;
+        std::fs::write(
+            &self.config,
+            text.replace("{SOCKET}", &self.socket.display().to_string()),
+        )
+        .expect("write config");
+        let pid = self.pid().expect("running") as i32;
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+        let start = Instant::now();
+        while self.status().generation == before {
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!("reload not applied:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn services(&self) -> Vec<ctrlplane::ctl::ServiceStatus> {
+        match ctrlplane::ctl::call(&self.socket, &ctrlplane::ctl::Request::Services) {
+            Ok(ctrlplane::ctl::Response::Services { services }) => services,
+            other => panic!("services: {other:?}"),
+        }
     }
 
     pub fn log_text(&self) -> String {

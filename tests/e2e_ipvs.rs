@@ -1,0 +1,360 @@
+//! IPVS end to end: real DPDK (net_af_packet) in a director namespace, a kernel client
+//! making HTTP requests (fresh TCP connections) to the VIP, and kernel real servers that
+//! answer with their own name.
+//!
+//! Addressing (one bridge, two subnets): client 198.18.1.1/24 (default route via the
+//! director's 198.18.1.2), VIP 198.18.1.100, real servers 198.18.0.11-13/24, director
+//! 198.18.0.2/24 on the server side, FULLNAT local address 198.18.0.3.
+
+use std::path::Path;
+use std::time::Duration;
+use testkit::net::{self, get_many, tally, v4, HttpConn, HttpServer};
+use testkit::{Host, Topology};
+
+const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
+const VIP: &str = "198.18.1.100";
+
+struct Lab {
+    t: Topology,
+    client: Host,
+    rs: Vec<Host>,
+    _servers: Vec<HttpServer>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Nat,
+    Dr,
+    FullNat,
+}
+
+/// Builds the topology, configures the real servers for `mode` and starts rvsd with
+/// `services` (YAML list items, indented by 2) and `workers`.
+fn lab(mode: Mode, services: &str, workers: usize) -> Lab {
+    let mut t = Topology::new();
+    let client = t.add_host("client", Some("198.18.1.1/24"));
+    client.run(&["ip", "route", "add", "default", "via", "198.18.1.2"]);
+    let dir = t.add_host("dir", None);
+    let mut rs = Vec::new();
+    let mut servers = Vec::new();
+    for i in 0..3 {
+        let h = t.add_host(
+            &format!("rs{}", i + 1),
+            Some(&format!("198.18.0.{}/24", 11 + i)),
+        );
+        match mode {
+            Mode::Nat => {
+                h.run(&["ip", "route", "add", "default", "via", "198.18.0.2"]);
+            }
+            Mode::Dr => {
+                // The VIP on loopback, never announced: the classic LVS-DR real server.
+                for (k, v) in [
+                    ("all.arp_ignore", "1"),
+                    ("all.arp_announce", "2"),
+                    ("eth0.arp_ignore", "1"),
+                    ("eth0.arp_announce", "2"),
+                ] {
+                    h.run(&["sysctl", "-qw", &format!("net.ipv4.conf.{k}={v}")]);
+                }
+                h.run(&["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+                h.run(&["ip", "route", "add", "198.18.1.0/24", "dev", "eth0"]);
+            }
+            Mode::FullNat => {} // no route to the client subnet at all
+        }
+        let bind = if mode == Mode::Dr {
+            v4("0.0.0.0", 80)
+        } else {
+            v4(&format!("198.18.0.{}", 11 + i), 80)
+        };
+        servers.push(HttpServer::start(&h.ns, bind, &format!("rs{}", i + 1)));
+        rs.push(h);
+    }
+    let cfg = format!(
+        r#"
+eal: {{ cores: "0-1", file_prefix: rvst, hugepages: auto, memory_mb: 256 }}
+dataplane: {{ workers: {workers}, idle: adaptive, mbufs: 8191, rx_desc: 512, tx_desc: 512 }}
+ipvs: {{ connections: 65536 }}
+ports:
+  - name: lan0
+    device: "net_af_packet0,iface=eth0"
+    addresses: ["198.18.0.2/24", "198.18.1.2/24"]
+control: {{ socket: "{{SOCKET}}" }}
+services:
+{services}
+"#
+    );
+    t.start_rvsd(&dir, Path::new(RVSD), &cfg);
+    Lab {
+        t,
+        client,
+        rs,
+        _servers: servers,
+    }
+}
+
+fn rs_list(fwd: &str, weights: &[u32]) -> String {
+    weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            format!(
+                "      - {{ address: \"198.18.0.{}:80\", forward: {fwd}, weight: {w} }}\n",
+                11 + i
+            )
+        })
+        .collect()
+}
+
+fn counts(m: &std::collections::BTreeMap<String, usize>) -> Vec<usize> {
+    ["rs1", "rs2", "rs3"]
+        .iter()
+        .map(|n| m.get(*n).copied().unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn nat_rr_splits_exactly_evenly() {
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{}",
+        rs_list("nat", &[1, 1, 1])
+    );
+    let l = lab(Mode::Nat, &svc, 1);
+    let m = tally(&get_many(&l.client.ns, v4(VIP, 80), 60));
+    assert_eq!(counts(&m), vec![20, 20, 20], "{m:?}");
+    let _ = &l.rs;
+}
+
+fn config_text(l: &Lab) -> String {
+    let d = &l.t.rvsd_ref(0);
+    std::fs::read_to_string(&d.config).unwrap()
+}
+
+#[test]
+fn nat_wrr_follows_weights() {
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: wrr\n    real_servers:\n{}",
+        rs_list("nat", &[3, 2, 1])
+    );
+    let l = lab(Mode::Nat, &svc, 1);
+    let m = tally(&get_many(&l.client.ns, v4(VIP, 80), 60));
+    assert_eq!(counts(&m), vec![30, 20, 10], "{m:?}");
+}
+
+#[test]
+fn dr_replies_go_straight_to_the_client() {
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{}",
+        rs_list("dr", &[1, 1, 1])
+    );
+    let mut l = lab(Mode::Dr, &svc, 1);
+    let m = tally(&get_many(&l.client.ns, v4(VIP, 80), 30));
+    assert_eq!(counts(&m), vec![10, 10, 10], "{m:?}");
+    let s = &l.t.rvsd(0).services()[0];
+    assert_eq!(s.stats.conns, 30);
+    assert_eq!(s.stats.outpkts, 0, "no reply passed the director");
+    assert!(s.stats.inpkts >= 30 * 4);
+}
+
+#[test]
+fn fullnat_sources_from_the_lip_and_carries_toa() {
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: rr\n    local_addresses: [\"198.18.0.3\"]\n    toa: true\n    real_servers:\n{}",
+        rs_list("fullnat", &[1, 1, 1])
+    );
+    let l = lab(Mode::FullNat, &svc, 1);
+    let client_ns = l.client.ns.clone();
+    let (res, frames) = net::capture(&l.rs[0].ns, "eth0", Duration::from_millis(200), move || {
+        get_many(&client_ns, v4(VIP, 80), 30)
+    });
+    let m = tally(&res);
+    assert_eq!(counts(&m), vec![10, 10, 10], "{m:?}");
+    // The real server saw the LIP as the peer, and a TOA option naming the client.
+    let peers = l._servers[0].peers.lock().unwrap().clone();
+    assert_eq!(peers.len(), 10);
+    assert!(
+        peers.iter().all(|p| p.ip().to_string() == "198.18.0.3"),
+        "{peers:?}"
+    );
+    let mut toa = 0;
+    for f in &frames {
+        let Ok(d) = dataplane::packet::dissect(f) else {
+            continue;
+        };
+        if let dataplane::packet::L3Summary::Ip {
+            dst,
+            l4: dataplane::packet::L4Summary::Tcp { checksum_ok, .. },
+            ..
+        } = d.l3
+        {
+            if dst.to_string() != "198.18.0.11" {
+                continue;
+            }
+            assert!(
+                checksum_ok,
+                "every segment to the real server has a valid checksum"
+            );
+            let ip = dataplane::packet::Ipv4Packet::new_checked(&f[14..]).unwrap();
+            let t = dataplane::packet::TcpPacket::new_checked(ip.payload()).unwrap();
+            for o in dataplane::packet::tcp::options(t.options()).flatten() {
+                if let dataplane::packet::tcp::TcpOption::Other { kind: 254, data } = o {
+                    assert_eq!(
+                        &data[2..6],
+                        &[198, 18, 1, 1],
+                        "TOA carries the client address"
+                    );
+                    toa += 1;
+                }
+            }
+        }
+    }
+    assert!(toa >= 10, "TOA seen on {toa} segments");
+}
+
+#[test]
+fn persistence_keeps_a_client_on_one_server() {
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: rr\n    persistence: {{ timeout: 360 }}\n    real_servers:\n{}",
+        rs_list("nat", &[1, 1, 1])
+    );
+    let mut l = lab(Mode::Nat, &svc, 1);
+    let m = tally(&get_many(&l.client.ns, v4(VIP, 80), 30));
+    assert_eq!(m.len(), 1, "one server for one client: {m:?}");
+    let s = &l.t.rvsd(0).services()[0];
+    assert_eq!(s.persistence.as_ref().map(|p| p.0), Some(360));
+    assert_eq!(
+        s.real_servers.iter().map(|r| r.persist).sum::<u64>(),
+        1,
+        "one template"
+    );
+}
+
+#[test]
+fn weight_zero_keeps_existing_connections_and_gets_no_new_ones() {
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{}",
+        rs_list("nat", &[1, 1, 1])
+    );
+    let mut l = lab(Mode::Nat, &svc, 1);
+    // A keep-alive connection, pinned to whichever server rr gives first (rs1).
+    let held = net::in_ns(&l.client.ns, || {
+        let mut c = HttpConn::connect(v4(VIP, 80), Duration::from_secs(5)).unwrap();
+        let first = c.get().unwrap();
+        (c, first)
+    });
+    let (mut conn, first) = held;
+    assert_eq!(first, "rs1");
+    let text = config_text(&l).replace(
+        "198.18.0.11:80\", forward: nat, weight: 1",
+        "198.18.0.11:80\", forward: nat, weight: 0",
+    );
+    l.t.rvsd(0).reload(&text);
+    // The established connection still reaches rs1...
+    for _ in 0..5 {
+        assert_eq!(conn.get().unwrap(), "rs1");
+    }
+    // ...and new connections never do.
+    let m = tally(&get_many(&l.client.ns, v4(VIP, 80), 20));
+    assert_eq!(m.get("rs1"), None, "{m:?}");
+    assert_eq!(counts(&m), vec![0, 10, 10]);
+    let rs1 = &l.t.rvsd(0).services()[0].real_servers[0];
+    assert_eq!(
+        (rs1.weight, rs1.active),
+        (0, 1),
+        "the held connection is still active on rs1"
+    );
+}
+
+#[test]
+fn tun_encapsulates_toward_the_real_server() {
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{}",
+        rs_list("tun", &[1, 0, 0])
+    );
+    let l = lab(Mode::Dr, &svc, 1);
+    // This kernel has no ipip module, so the real server cannot answer: check what rvs
+    // sends it instead, with our parser and with tshark.
+    let client_ns = l.client.ns.clone();
+    let (_, frames) = net::capture(&l.rs[0].ns, "eth0", Duration::from_millis(300), move || {
+        net::in_ns(&client_ns, || {
+            let _ = std::net::TcpStream::connect_timeout(
+                &v4(VIP, 80).into(),
+                Duration::from_millis(500),
+            );
+        })
+    });
+    let ipip: Vec<&Vec<u8>> = frames
+        .iter()
+        .filter(|f| f.len() > 34 && f[12..14] == [8, 0] && f[23] == 4)
+        .collect();
+    assert!(
+        !ipip.is_empty(),
+        "no IPIP frame among {} captured",
+        frames.len()
+    );
+    let f = ipip[0];
+    let outer = dataplane::packet::Ipv4Packet::new_checked(&f[14..]).unwrap();
+    assert!(outer.verify_checksum());
+    assert_eq!(
+        (outer.src().to_string(), outer.dst().to_string()),
+        ("198.18.0.2".into(), "198.18.0.11".into())
+    );
+    let inner = dataplane::packet::Ipv4Packet::new_checked(outer.payload()).unwrap();
+    assert!(inner.verify_checksum());
+    assert_eq!(
+        (inner.src().to_string(), inner.dst().to_string()),
+        ("198.18.1.1".into(), VIP.into())
+    );
+    let t = dataplane::packet::TcpPacket::new_checked(inner.payload()).unwrap();
+    assert_eq!(t.dst_port(), 80);
+    assert!(t.verify_checksum_v4(inner.src(), inner.dst()));
+    // tshark decodes both headers without complaint.
+    let pcap = l.t.dir.join("tun.pcap");
+    net::write_pcap(&pcap, &ipip.iter().map(|f| f.to_vec()).collect::<Vec<_>>());
+    let out = std::process::Command::new("tshark")
+        .args(["-r"])
+        .arg(&pcap)
+        .args([
+            "-V",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+        ])
+        .output()
+        .expect("tshark (scripts/setup.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Protocol: IPIP (4)") || text.contains("Protocol: IPIP"),
+        "{text}"
+    );
+    assert!(text.contains("Transmission Control Protocol"), "{text}");
+    assert!(
+        !text.contains("Malformed") && !text.contains("[incorrect"),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_workers_nat_and_fullnat_use_the_redirect_rings() {
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{}  - vip: \"{VIP}:8080\"\n    scheduler: rr\n    local_addresses: [\"198.18.0.3\"]\n    real_servers:\n{}",
+        rs_list("nat", &[1, 1, 1]),
+        rs_list("fullnat", &[1, 1, 1]).replace(":80\"", ":80\"")
+    );
+    let mut l = lab(Mode::Nat, &svc, 2);
+    let m = tally(&get_many(&l.client.ns, v4(VIP, 80), 60));
+    assert_eq!(m.values().sum::<usize>(), 60);
+    assert_eq!(m.len(), 3, "{m:?}");
+    let m = tally(&get_many(&l.client.ns, v4(VIP, 8080), 60));
+    assert_eq!(m.values().sum::<usize>(), 60);
+    let c = l.t.rvsd(0).counters();
+    let out: u64 = c.workers.iter().map(|w| w.redirected_out).sum();
+    let inn: u64 = c.workers.iter().map(|w| w.redirected_in).sum();
+    assert!(out > 0 && out == inn, "redirects out {out}, in {inn}");
+    assert_eq!(c.drops("redirect_full"), 0);
+}
