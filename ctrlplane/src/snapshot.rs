@@ -144,6 +144,7 @@ impl Builder {
                 tables: SchedTables::build(sc.scheduler, &keys),
                 dests,
                 version,
+                client_ip_owned: false,
             });
         }
         let mut timeouts = Timeouts::default();

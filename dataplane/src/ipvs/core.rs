@@ -71,10 +71,11 @@ pub struct IpvsWorker {
 }
 
 /// The worker that owns the connection a packet belongs to: a pure function of the
-/// packet, so that both directions of a connection meet on one worker. NAT, DR and TUN
-/// hash the client endpoint (the source of a request, the destination of a NAT reply);
-/// FULLNAT replies go to the worker whose share of local ports holds their destination
-/// port.
+/// packet (and the snapshot), so that both directions of a connection meet on one worker.
+/// NAT, DR and TUN hash the client endpoint (the source of a request, the destination of
+/// a NAT reply) - the client address alone for persistent services, so that a client's
+/// connections meet its template; FULLNAT replies go to the worker whose share of local
+/// ports holds their destination port.
 pub fn owner(snap: &Snapshot, ip: &[u8], workers: usize) -> usize {
     if workers <= 1 {
         return 0;
@@ -97,9 +98,13 @@ pub fn owner(snap: &Snapshot, ip: &[u8], workers: usize) -> usize {
         return usize::from(dport) % workers;
     }
     let (addr, port) = if ipvs.is_vip(dst) {
-        (src, sport)
+        let by_ip = ipvs
+            .lookup(p.protocol(), dst, dport)
+            .is_some_and(|s| s.client_ip_owned);
+        (src, if by_ip { 0 } else { sport })
     } else {
-        (dst, dport)
+        let by_ip = ipvs.reply_ip_owned(p.protocol(), src, sport);
+        (dst, if by_ip { 0 } else { dport })
     };
     endpoint_hash(addr, port) % workers
 }

@@ -74,6 +74,9 @@ pub struct Service {
     pub toa: bool,
     pub dests: Vec<RealServer>,
     pub tables: SchedTables,
+    /// Connections are owned by the worker of the client address alone (not address and
+    /// port): set by `IpvsTable::new` for persistent services.
+    pub client_ip_owned: bool,
     /// Changes whenever the real servers, their weights or the scheduler change, so that
     /// workers know to update their scheduler copy; unchanged services keep their state.
     pub version: u64,
@@ -85,6 +88,9 @@ pub struct IpvsTable {
     pub services: Vec<Service>,
     index: ahash::AHashMap<(u8, u32, u16), usize>,
     vips: ahash::AHashSet<u32>,
+    /// Real-server endpoints whose replies belong to a worker chosen by client address
+    /// alone (see `client_ip_owned`).
+    ip_owned_rs: ahash::AHashSet<(u8, u32, u16)>,
     lips: ahash::AHashSet<u32>,
     pub timeouts: Timeouts,
     /// Drop a connection on its next packet once its real server was removed.
@@ -107,6 +113,21 @@ impl IpvsTable {
             expire_quiescent_template,
             ..Default::default()
         };
+        // Persistence needs every connection of a client on the worker that holds its
+        // template, so such services (and replies from their real servers, which may also
+        // serve other services) are owned by client address alone.
+        for s in t.services.iter().filter(|s| s.persistence.is_some()) {
+            for d in &s.dests {
+                t.ip_owned_rs.insert((s.proto as u8, d.addr.into(), d.port));
+            }
+        }
+        for s in t.services.iter_mut() {
+            let shared = s.dests.iter().any(|d| {
+                t.ip_owned_rs
+                    .contains(&(s.proto as u8, d.addr.into(), d.port))
+            });
+            s.client_ip_owned = s.persistence.is_some() || shared;
+        }
         for (i, s) in t.services.iter().enumerate() {
             t.index.insert((s.proto as u8, s.vip.into(), s.port), i);
             t.vips.insert(s.vip.into());
@@ -134,6 +155,12 @@ impl IpvsTable {
     pub fn is_lip(&self, a: Ipv4Addr) -> bool {
         self.lips.contains(&u32::from(a))
     }
+    /// True when replies from this real-server endpoint are owned by client address alone.
+    #[inline]
+    pub fn reply_ip_owned(&self, proto: u8, rs: Ipv4Addr, port: u16) -> bool {
+        !self.ip_owned_rs.is_empty() && self.ip_owned_rs.contains(&(proto, rs.into(), port))
+    }
+
     pub fn by_slot(&self, slot: u32) -> Option<&Service> {
         self.services.iter().find(|s| s.slot == slot)
     }
