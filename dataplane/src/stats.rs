@@ -86,6 +86,7 @@ drop_reasons! {
     FragNeeded => "frag_needed", "tunnel packet too big with DF (ICMP fragmentation needed sent)";
     TooBig => "too_big", "tunnel packet too big without DF (rvs does not fragment)";
     Redirect => "redirect_full", "redirect ring to the owning worker full";
+    FragUntracked => "frag_untracked", "IP fragment whose first fragment was not seen (or expired)";
 }
 
 /// The most ports one director drives (config validation enforces it).

@@ -3,7 +3,7 @@
 //! the state machine and the timers, and transmits with the connection's forwarding
 //! method. Everything it touches is this worker's own.
 
-use super::conn::{flags as cf, Conn, ConnTable, Fwd, Key, NIL};
+use super::conn::{self, flags as cf, Conn, ConnTable, Fwd, Key, NIL};
 use super::sched::{DestLoad, Flow, Scheduler};
 use super::service::{Service, DEST_SLOTS, SVC_SLOTS};
 use super::state::{self, Dir, TcpState, Timeouts};
@@ -68,14 +68,31 @@ pub struct IpvsWorker {
     ip_ident: u16,
     last_sched_expire: u64,
     seed: u64,
+    /// Fragmented datagrams in flight: (src, dst, IP id, proto) -> the connection their
+    /// first fragment belongs to, its key (to detect reuse of the slot), the direction,
+    /// and when to forget them.
+    frags: ahash::AHashMap<(u32, u32, u16, u8), FragEntry>,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct FragEntry {
+    conn: u32,
+    key: Key,
+    dir: Dir,
+    expires_ms: u64,
+}
+
+/// Fragments of one datagram are followed this long (Linux's ipfrag_time).
+const FRAG_TIMEOUT_MS: u64 = 30_000;
+const FRAG_TABLE_MAX: usize = 65536;
 
 /// The worker that owns the connection a packet belongs to: a pure function of the
 /// packet (and the snapshot), so that both directions of a connection meet on one worker.
 /// NAT, DR and TUN hash the client endpoint (the source of a request, the destination of
-/// a NAT reply) - the client address alone for persistent services, so that a client's
-/// connections meet its template; FULLNAT replies go to the worker whose share of local
-/// ports holds their destination port.
+/// a NAT reply); the client address alone for UDP, for IP fragments (later fragments carry
+/// no ports) and for persistent services (a client's connections must meet its template).
+/// FULLNAT replies go to the worker whose share of local ports holds their destination
+/// port. An ICMP error belongs to the connection of the packet it quotes.
 pub fn owner(snap: &Snapshot, ip: &[u8], workers: usize) -> usize {
     if workers <= 1 {
         return 0;
@@ -83,27 +100,67 @@ pub fn owner(snap: &Snapshot, ip: &[u8], workers: usize) -> usize {
     let Ok(p) = Ipv4Packet::new_checked(ip) else {
         return 0;
     };
+    let ipvs = &snap.ipvs;
+    let proto = p.protocol();
     let l4 = p.payload();
-    if !matches!(p.protocol(), protocol::TCP | protocol::UDP)
-        || l4.len() < 4
-        || p.frag_offset() != 0
-    {
-        return 0;
+    match proto {
+        protocol::TCP | protocol::UDP => {
+            if p.frag_offset() != 0 || l4.len() < 4 {
+                return tuple_owner(snap, proto, p.src(), 0, p.dst(), 0, true, workers);
+            }
+            let sport = u16::from_be_bytes([l4[0], l4[1]]);
+            let dport = u16::from_be_bytes([l4[2], l4[3]]);
+            tuple_owner(
+                snap,
+                proto,
+                p.src(),
+                sport,
+                p.dst(),
+                dport,
+                p.is_fragment(),
+                workers,
+            )
+        }
+        protocol::ICMP if !ipvs.is_empty() && !p.is_fragment() => match l4.first() {
+            Some(&(3 | 11)) => match xmit::quoted(l4) {
+                // The quoted packet travelled the other way.
+                Some(q) if matches!(q.proto, protocol::TCP | protocol::UDP) => tuple_owner(
+                    snap, q.proto, q.dst, q.dport, q.src, q.sport, false, workers,
+                ),
+                _ => 0,
+            },
+            _ => 0,
+        },
+        _ => 0,
     }
-    let sport = u16::from_be_bytes([l4[0], l4[1]]);
-    let dport = u16::from_be_bytes([l4[2], l4[3]]);
-    let (src, dst) = (p.src(), p.dst());
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tuple_owner(
+    snap: &Snapshot,
+    proto: u8,
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    frag: bool,
+    workers: usize,
+) -> usize {
     let ipvs = &snap.ipvs;
     if ipvs.is_lip(dst) {
+        // A later FULLNAT reply fragment has no port to go by; it is dropped (and
+        // counted) unless it lands on the owner.
         return usize::from(dport) % workers;
     }
+    let ip_only = frag || proto == protocol::UDP;
     let (addr, port) = if ipvs.is_vip(dst) {
-        let by_ip = ipvs
-            .lookup(p.protocol(), dst, dport)
-            .is_some_and(|s| s.client_ip_owned);
+        let by_ip = ip_only
+            || ipvs
+                .lookup(proto, dst, dport)
+                .is_some_and(|s| s.client_ip_owned);
         (src, if by_ip { 0 } else { sport })
     } else {
-        let by_ip = ipvs.reply_ip_owned(p.protocol(), src, sport);
+        let by_ip = ip_only || ipvs.reply_ip_owned(proto, src, sport);
         (dst, if by_ip { 0 } else { dport })
     };
     endpoint_hash(addr, port) % workers
@@ -149,6 +206,7 @@ impl IpvsWorker {
             ip_ident: worker as u16,
             last_sched_expire: 0,
             seed,
+            frags: ahash::AHashMap::new(),
         }
     }
 
@@ -229,6 +287,9 @@ impl IpvsWorker {
             }
         }
         self.expired = expired;
+        if !self.frags.is_empty() {
+            self.frags.retain(|_, f| f.expires_ms > now_ms);
+        }
         if now_ms / 1000 >= self.last_sched_expire + 60 {
             self.last_sched_expire = now_ms / 1000;
             for rt in self.svcs.iter_mut().flatten() {
@@ -261,19 +322,33 @@ impl IpvsWorker {
             return Verdict::Pass(frame);
         };
         let proto = ip.protocol();
+        if proto == protocol::ICMP {
+            return self.icmp_error(frame, l3, snap, now_ms, net, io, wstats);
+        }
         if proto != protocol::TCP && proto != protocol::UDP {
             return Verdict::Pass(frame);
         }
         let (src, dst) = (ip.src(), ip.dst());
         let ours = snap.ipvs.is_vip(dst) || snap.ipvs.is_lip(dst);
-        if ip.is_fragment() {
-            // Later fragments carry no ports; until fragments are tracked, none of a
-            // fragmented datagram is forwarded (never mis-forwarded).
-            if ours || snap.owned.get(dst).is_none() {
-                wstats.dropped(DropReason::Ipv4Fragment);
-                return Verdict::Done;
-            }
-            return Verdict::Pass(frame);
+        let frag_key = ip
+            .is_fragment()
+            .then(|| (u32::from(src), u32::from(dst), ip.ident(), proto));
+        if ip.frag_offset() != 0 {
+            let last = !ip.more_frags();
+            let len = ip.total_len() as u64;
+            return self.later_fragment(
+                frame,
+                l3,
+                frag_key.unwrap_or_default(),
+                last,
+                len,
+                ours,
+                snap,
+                now_ms,
+                net,
+                io,
+                wstats,
+            );
         }
         let l4 = ip.payload();
         let (sport, dport, tcp_flags) = match proto {
@@ -319,9 +394,11 @@ impl IpvsWorker {
         };
         let now_s = (now_ms / 1000) as u32;
         if let Some(ci) = self.conns.lookup_in(&key) {
+            self.track_fragments(frag_key, ci, Dir::Input, now_ms);
             return self.inbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats);
         }
         if let Some(ci) = self.conns.lookup_out(&key) {
+            self.track_fragments(frag_key, ci, Dir::Output, now_ms);
             return self.outbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats);
         }
         let Some(svc) = snap.ipvs.lookup(proto, dst, dport) else {
@@ -339,7 +416,10 @@ impl IpvsWorker {
             return Verdict::Done;
         }
         match self.schedule(svc, &pkt, snap, now_s) {
-            Ok(ci) => self.inbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats),
+            Ok(ci) => {
+                self.track_fragments(frag_key, ci, Dir::Input, now_ms);
+                self.inbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats)
+            }
             Err(reason) => {
                 if reason == DropReason::NoDest {
                     // The kernel answers ICMP port unreachable when no server is available.
@@ -359,6 +439,243 @@ impl IpvsWorker {
                 Verdict::Done
             }
         }
+    }
+
+    fn track_fragments(
+        &mut self,
+        key: Option<(u32, u32, u16, u8)>,
+        conn: u32,
+        dir: Dir,
+        now_ms: u64,
+    ) {
+        if let Some(k) = key {
+            if self.frags.len() < FRAG_TABLE_MAX || self.frags.contains_key(&k) {
+                let ck = self.conns.get(conn).in_key();
+                self.frags.insert(
+                    k,
+                    FragEntry {
+                        conn,
+                        key: ck,
+                        dir,
+                        expires_ms: now_ms + FRAG_TIMEOUT_MS,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A fragment after the first: it follows the connection of its datagram's first
+    /// fragment, with only the addresses rewritten. Untracked ones are dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn later_fragment<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        mut frame: F,
+        l3: usize,
+        fk: (u32, u32, u16, u8),
+        last: bool,
+        len: u64,
+        ours: bool,
+        snap: &Snapshot,
+        now_ms: u64,
+        net: &mut NetStack<F>,
+        io: &mut I,
+        wstats: &WorkerStats,
+    ) -> Verdict<F> {
+        let entry = self.frags.get(&fk).copied().filter(|e| {
+            e.expires_ms > now_ms && {
+                let c = self.conns.get(e.conn);
+                c.state != conn::STATE_FREE && !c.is_template() && c.in_key() == e.key
+            }
+        });
+        if last {
+            self.frags.remove(&fk);
+        }
+        let Some(e) = entry else {
+            if ours || snap.owned.get(Ipv4Addr::from(fk.1)).is_none() {
+                wstats.dropped(DropReason::FragUntracked);
+                return Verdict::Done;
+            }
+            return Verdict::Pass(frame);
+        };
+        let c = *self.conns.get(e.conn);
+        let (daddr, caddr) = (Ipv4Addr::from(c.daddr), Ipv4Addr::from(c.caddr));
+        let traffic = &self.stats.dests[c.dest as usize].traffic;
+        let to = match e.dir {
+            Dir::Input => {
+                traffic.inpkts.inc();
+                traffic.inbytes.add(len);
+                match c.fwd() {
+                    Fwd::Dr => daddr,
+                    Fwd::Tun => {
+                        return self.encap_and_send(frame, l3, daddr, snap, now_ms, net, io, wstats)
+                    }
+                    Fwd::Nat | Fwd::FullNat => {
+                        if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+                            return Verdict::Done;
+                        }
+                        let src = (c.fwd() == Fwd::FullNat).then(|| Ipv4Addr::from(c.laddr));
+                        xmit::rewrite_ip(&mut frame.data_mut()[l3..], src, Some(daddr));
+                        daddr
+                    }
+                }
+            }
+            Dir::Output => {
+                traffic.outpkts.inc();
+                traffic.outbytes.add(len);
+                if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+                    return Verdict::Done;
+                }
+                let dst = (c.fwd() == Fwd::FullNat).then_some(caddr);
+                xmit::rewrite_ip(
+                    &mut frame.data_mut()[l3..],
+                    Some(Ipv4Addr::from(c.vaddr)),
+                    dst,
+                );
+                caddr
+            }
+        };
+        self.route_out(frame, to, snap, now_ms, net, io, wstats);
+        Verdict::Done
+    }
+
+    /// ICMP errors (destination unreachable, time exceeded) that quote a packet of a
+    /// tracked connection are translated and passed to the other side, as the kernel's
+    /// ip_vs_in_icmp / ip_vs_out_icmp do. Anything else goes on to local delivery.
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_error<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        mut frame: F,
+        l3: usize,
+        snap: &Snapshot,
+        now_ms: u64,
+        net: &mut NetStack<F>,
+        io: &mut I,
+        wstats: &WorkerStats,
+    ) -> Verdict<F> {
+        let q = {
+            let Some(Ok(ip)) = frame.data().get(l3..).map(Ipv4Packet::new_checked) else {
+                return Verdict::Pass(frame);
+            };
+            let m = ip.payload();
+            if ip.is_fragment() || !matches!(m.first(), Some(3 | 11)) {
+                return Verdict::Pass(frame);
+            }
+            match xmit::quoted(m) {
+                Some(q) if matches!(q.proto, protocol::TCP | protocol::UDP) => q,
+                _ => return Verdict::Pass(frame),
+            }
+        };
+        // The quoted packet travelled the other way; turned round, it is either a client's
+        // view of a connection (rvs had sent it toward the client) or a real server's
+        // reply view (rvs had forwarded it to the real server).
+        let turned = Key {
+            proto: q.proto,
+            saddr: q.dst.into(),
+            sport: q.dport,
+            daddr: q.src.into(),
+            dport: q.sport,
+        };
+        if let Some(ci) = self.conns.lookup_in(&turned) {
+            let c = *self.conns.get(ci);
+            let (daddr, laddr) = (Ipv4Addr::from(c.daddr), Ipv4Addr::from(c.laddr));
+            match c.fwd() {
+                Fwd::Dr => {}
+                Fwd::Tun => {
+                    self.stats.icmp_translated.inc();
+                    return self.encap_and_send(frame, l3, daddr, snap, now_ms, net, io, wstats);
+                }
+                Fwd::Nat | Fwd::FullNat => {
+                    if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+                        return Verdict::Done;
+                    }
+                    let fnat = c.fwd() == Fwd::FullNat;
+                    let ok = xmit::rewrite_icmp(
+                        &mut frame.data_mut()[l3..],
+                        fnat.then_some(laddr),
+                        Some(daddr),
+                        Some((daddr, c.dport)),
+                        fnat.then_some((laddr, c.lport)),
+                    );
+                    if !ok {
+                        wstats.dropped(DropReason::IcmpMalformed);
+                        return Verdict::Done;
+                    }
+                }
+            }
+            self.stats.icmp_translated.inc();
+            self.route_out(frame, daddr, snap, now_ms, net, io, wstats);
+            return Verdict::Done;
+        }
+        if let Some(ci) = self.conns.lookup_out(&turned) {
+            let c = *self.conns.get(ci);
+            let (vaddr, caddr) = (Ipv4Addr::from(c.vaddr), Ipv4Addr::from(c.caddr));
+            if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+                return Verdict::Done;
+            }
+            let fnat = c.fwd() == Fwd::FullNat;
+            let ok = xmit::rewrite_icmp(
+                &mut frame.data_mut()[l3..],
+                Some(vaddr),
+                fnat.then_some(caddr),
+                fnat.then_some((caddr, c.cport)),
+                Some((vaddr, c.vport)),
+            );
+            if !ok {
+                wstats.dropped(DropReason::IcmpMalformed);
+                return Verdict::Done;
+            }
+            self.stats.icmp_translated.inc();
+            self.route_out(frame, caddr, snap, now_ms, net, io, wstats);
+            return Verdict::Done;
+        }
+        Verdict::Pass(frame)
+    }
+
+    /// IPIP toward `daddr` and out, or the ICMP/drop the encapsulation calls for.
+    #[allow(clippy::too_many_arguments)]
+    fn encap_and_send<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        mut frame: F,
+        l3: usize,
+        daddr: Ipv4Addr,
+        snap: &Snapshot,
+        now_ms: u64,
+        net: &mut NetStack<F>,
+        io: &mut I,
+        wstats: &WorkerStats,
+    ) -> Verdict<F> {
+        let Some(nh) = snap.routes.lookup(daddr) else {
+            wstats.dropped(DropReason::NoRoute);
+            return Verdict::Done;
+        };
+        let Some(src) = snap.owned.source_for(nh.port, daddr) else {
+            wstats.dropped(DropReason::NoRoute);
+            return Verdict::Done;
+        };
+        let mtu = snap.ports.get(nh.port).map_or(1500, |p| p.mtu);
+        self.ip_ident = self.ip_ident.wrapping_add(self.workers as u16);
+        match xmit::ipip_encap(&mut frame, l3, src, daddr, mtu, self.ip_ident) {
+            xmit::Encap::Done => {
+                net.neigh
+                    .output(frame, nh.port, nh.next_hop, now_ms, snap, io, wstats)
+            }
+            xmit::Encap::FragNeeded(m) => {
+                self.send_icmp(
+                    &frame,
+                    l3,
+                    xmit::FRAG_NEEDED,
+                    u32::from(m),
+                    snap,
+                    now_ms,
+                    net,
+                    io,
+                    wstats,
+                );
+                wstats.dropped(DropReason::FragNeeded);
+            }
+            xmit::Encap::Failed => wstats.dropped(DropReason::TooBig),
+        }
+        Verdict::Done
     }
 
     /// Creates the connection for the first packet of a flow (and its persistence
@@ -583,38 +900,7 @@ impl IpvsWorker {
                 }
             }
             Fwd::Tun => {
-                let Some(nh) = snap.routes.lookup(daddr) else {
-                    wstats.dropped(DropReason::NoRoute);
-                    return Verdict::Done;
-                };
-                let Some(src) = snap.owned.source_for(nh.port, daddr) else {
-                    wstats.dropped(DropReason::NoRoute);
-                    return Verdict::Done;
-                };
-                let mtu = snap.ports.get(nh.port).map_or(1500, |p| p.mtu);
-                self.ip_ident = self.ip_ident.wrapping_add(self.workers as u16);
-                match xmit::ipip_encap(&mut frame, l3, src, daddr, mtu, self.ip_ident) {
-                    xmit::Encap::Done => {}
-                    xmit::Encap::FragNeeded(m) => {
-                        self.send_icmp(
-                            &frame,
-                            l3,
-                            xmit::FRAG_NEEDED,
-                            u32::from(m),
-                            snap,
-                            now_ms,
-                            net,
-                            io,
-                            wstats,
-                        );
-                        wstats.dropped(DropReason::FragNeeded);
-                        return Verdict::Done;
-                    }
-                    xmit::Encap::Failed => {
-                        wstats.dropped(DropReason::TooBig);
-                        return Verdict::Done;
-                    }
-                }
+                return self.encap_and_send(frame, l3, daddr, snap, now_ms, net, io, wstats)
             }
         }
         self.route_out(frame, daddr, snap, now_ms, net, io, wstats);

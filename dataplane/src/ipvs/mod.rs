@@ -6,4 +6,6 @@ pub mod sched;
 pub mod service;
 pub mod state;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 pub mod xmit;

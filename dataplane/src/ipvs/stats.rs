@@ -35,6 +35,8 @@ pub struct IpvsStats {
     pub redirected_in: Counter,
     /// FULLNAT packets forwarded without TOA for lack of room.
     pub toa_skipped: Counter,
+    /// ICMP errors about tracked connections translated and forwarded.
+    pub icmp_translated: Counter,
 }
 
 impl Default for IpvsStats {
@@ -46,6 +48,7 @@ impl Default for IpvsStats {
             redirected_out: Counter::default(),
             redirected_in: Counter::default(),
             toa_skipped: Counter::default(),
+            icmp_translated: Counter::default(),
         }
     }
 }

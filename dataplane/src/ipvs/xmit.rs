@@ -45,6 +45,92 @@ pub fn rewrite(buf: &mut [u8], src: Option<(Ipv4Addr, u16)>, dst: Option<(Ipv4Ad
     true
 }
 
+/// Rewrites only the IP addresses (a non-first fragment: no L4 header to patch; the first
+/// fragment's L4 checksum update covers the whole datagram).
+pub fn rewrite_ip(buf: &mut [u8], src: Option<Ipv4Addr>, dst: Option<Ipv4Addr>) -> bool {
+    if Ipv4Packet::new_checked(&*buf).is_err() {
+        return false;
+    }
+    let mut ipc = u16::from_be_bytes([buf[10], buf[11]]);
+    for (off, new) in [(12usize, src), (16usize, dst)] {
+        let Some(a) = new else { continue };
+        let old = u32::from_be_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]);
+        ipc = checksum::update32(ipc, old, a.into());
+        buf[off..off + 4].copy_from_slice(&a.octets());
+    }
+    buf[10..12].copy_from_slice(&ipc.to_be_bytes());
+    true
+}
+
+/// The packet an ICMP error quotes: its header fields and the first 4 bytes of its L4
+/// header (the ports). Parsed leniently: a quote is truncated by design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quoted {
+    pub proto: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    /// Offset of the quoted IP header inside the ICMP message.
+    pub off: usize,
+    pub hl: usize,
+}
+
+/// Reads the quoted packet of an ICMP error message (`icmp` is the whole ICMP message).
+pub fn quoted(icmp: &[u8]) -> Option<Quoted> {
+    let q = icmp.get(8..)?;
+    if q.len() < 20 || q[0] >> 4 != 4 {
+        return None;
+    }
+    let hl = usize::from(q[0] & 0x0f) * 4;
+    if hl < 20 || q.len() < hl + 4 {
+        return None;
+    }
+    let a = |o: usize| Ipv4Addr::new(q[o], q[o + 1], q[o + 2], q[o + 3]);
+    Some(Quoted {
+        proto: q[9],
+        src: a(12),
+        dst: a(16),
+        sport: u16::from_be_bytes([q[hl], q[hl + 1]]),
+        dport: u16::from_be_bytes([q[hl + 2], q[hl + 3]]),
+        off: 8,
+        hl,
+    })
+}
+
+/// Translates an ICMP error packet (IPv4 at the start of `buf`): the outer addresses,
+/// and the quoted packet's addresses and ports; then the quoted IP checksum, the ICMP
+/// checksum (recomputed) and the outer IP checksum. The quoted L4 checksum is left as
+/// is, as the kernel does (it may be truncated anyway).
+pub fn rewrite_icmp(
+    buf: &mut [u8],
+    outer_src: Option<Ipv4Addr>,
+    outer_dst: Option<Ipv4Addr>,
+    q_src: Option<(Ipv4Addr, u16)>,
+    q_dst: Option<(Ipv4Addr, u16)>,
+) -> bool {
+    let (hl, total) = match Ipv4Packet::new_checked(&*buf) {
+        Ok(ip) => (ip.header_len(), ip.total_len()),
+        Err(_) => return false,
+    };
+    let Some(q) = buf.get(hl..total).and_then(quoted) else {
+        return false;
+    };
+    let qip = hl + q.off;
+    for (addr_off, port_off, new) in [(12usize, 0usize, q_src), (16usize, 2usize, q_dst)] {
+        let Some((a, p)) = new else { continue };
+        buf[qip + addr_off..qip + addr_off + 4].copy_from_slice(&a.octets());
+        buf[qip + q.hl + port_off..qip + q.hl + port_off + 2].copy_from_slice(&p.to_be_bytes());
+    }
+    buf[qip + 10..qip + 12].copy_from_slice(&[0, 0]);
+    let qc = checksum::checksum(&buf[qip..qip + q.hl]);
+    buf[qip + 10..qip + 12].copy_from_slice(&qc.to_be_bytes());
+    buf[hl + 2..hl + 4].copy_from_slice(&[0, 0]);
+    let ic = checksum::checksum(&buf[hl..total]);
+    buf[hl + 2..hl + 4].copy_from_slice(&ic.to_be_bytes());
+    rewrite_ip(&mut buf[..total], outer_src, outer_dst)
+}
+
 /// Outcome of an encapsulation attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encap {

@@ -1,0 +1,731 @@
+//! Packet-level tests of the IPVS engine: a worker driven with in-memory frames.
+
+use super::conn::Fwd;
+use super::core::owner;
+use super::sched::{SchedFlags, SchedKind, SchedTables, ServerKey};
+use super::service::{IpvsTable, Persistence, Proto, RealServer, Service};
+use super::state::Timeouts;
+use crate::frame::{CaptureIo, Frame, HeapFrame};
+use crate::net::neigh::NeighParams;
+use crate::packet::build::{self, Link};
+use crate::packet::tcp::flags as tf;
+use crate::packet::{dissect, Ipv4Packet, L3Summary, L4Summary, MacAddr};
+use crate::snapshot::{PortInfo, Snapshot, SnapshotCell, StaticNeigh};
+use crate::stats::{DropReason, WorkerStats};
+use crate::worker::{Mailboxes, Redirect, WorkerCore, WorkerParts};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+const DMAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xd0]);
+const CMAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xc1]);
+const RMAC: [MacAddr; 2] = [
+    MacAddr([2, 0, 0, 0, 0, 0x11]),
+    MacAddr([2, 0, 0, 0, 0, 0x12]),
+];
+const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
+const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+const RIP: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 0, 11), Ipv4Addr::new(198, 18, 0, 12)];
+
+fn service(fwd: Fwd, weights: &[u32], persistence: Option<u32>) -> Service {
+    let dests: Vec<RealServer> = weights
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| RealServer {
+            slot: i as u32,
+            addr: RIP[i],
+            port: 8080,
+            fwd,
+            weight: w,
+            u_threshold: 0,
+            l_threshold: 0,
+        })
+        .collect();
+    let keys: Vec<ServerKey> = dests
+        .iter()
+        .map(|d| ServerKey {
+            addr: d.addr,
+            port: d.port,
+            weight: d.weight,
+        })
+        .collect();
+    Service {
+        slot: 0,
+        proto: Proto::Tcp,
+        vip: VIP,
+        port: 80,
+        sched: SchedKind::Rr,
+        flags: SchedFlags::default(),
+        persistence: persistence.map(|t| Persistence {
+            timeout: t,
+            netmask: Ipv4Addr::BROADCAST,
+        }),
+        local_addrs: vec![LIP],
+        toa: false,
+        tables: SchedTables::build(SchedKind::Rr, &keys),
+        dests,
+        version: 1,
+        client_ip_owned: false,
+    }
+}
+
+fn udp_service(fwd: Fwd) -> Service {
+    Service {
+        slot: 1,
+        proto: Proto::Udp,
+        port: 53,
+        ..service(fwd, &[1], None)
+    }
+}
+
+fn snapshot(services: Vec<Service>, nodest: bool) -> Snapshot {
+    let ports = vec![PortInfo {
+        name: "lan0".into(),
+        mac: DMAC,
+        mtu: 1500,
+        addresses: vec![
+            "198.18.0.2/24".parse().unwrap(),
+            "198.18.1.2/24".parse().unwrap(),
+        ],
+    }];
+    let neigh = vec![
+        StaticNeigh {
+            ip: CIP,
+            mac: CMAC,
+            port: 0,
+        },
+        StaticNeigh {
+            ip: RIP[0],
+            mac: RMAC[0],
+            port: 0,
+        },
+        StaticNeigh {
+            ip: RIP[1],
+            mac: RMAC[1],
+            port: 0,
+        },
+    ];
+    Snapshot::new(ports, &[], neigh, NeighParams::default()).with_ipvs(IpvsTable::new(
+        services,
+        Timeouts::default(),
+        nodest,
+        false,
+    ))
+}
+
+struct Rig {
+    w: WorkerCore<HeapFrame>,
+    cell: Arc<SnapshotCell>,
+    io: CaptureIo,
+    stats: Arc<WorkerStats>,
+}
+
+impl Rig {
+    fn new(snap: Snapshot, capacity: usize) -> Rig {
+        let cell = Arc::new(SnapshotCell::new(snap));
+        let stats = Arc::new(WorkerStats::default());
+        let parts = WorkerParts {
+            cell: cell.clone(),
+            mail: Arc::new(Mailboxes::new(1, 4)),
+            redirect: Arc::new(Redirect::new(1, 4)),
+            stats: stats.clone(),
+            ipvs_stats: Arc::default(),
+            conn_capacity: capacity,
+        };
+        let mut w = WorkerCore::new(0, parts);
+        let mut io = CaptureIo::default();
+        w.start(&mut io);
+        io.sent.clear();
+        Rig { w, cell, io, stats }
+    }
+    fn rx(&mut self, f: Vec<u8>, now_ms: u64) -> Vec<Vec<u8>> {
+        self.w.poll_control(now_ms, &mut self.io);
+        self.w
+            .handle(HeapFrame::from_bytes(&f), 0, now_ms, &mut self.io);
+        self.io
+            .sent
+            .drain(..)
+            .map(|(_, f)| f.data().to_vec())
+            .collect()
+    }
+    fn drops(&self, r: DropReason) -> u64 {
+        self.stats.drops(r)
+    }
+}
+
+fn to_dir(src: MacAddr) -> Link {
+    Link { src, dst: DMAC }
+}
+
+fn ip_of(f: &[u8]) -> Ipv4Packet<&[u8]> {
+    Ipv4Packet::new_checked(&f[14..]).unwrap()
+}
+
+/// (src, sport, dst, dport, flags) of a TCP frame, after checking every checksum.
+fn tcp_of(f: &[u8]) -> (IpAddr, u16, IpAddr, u16, u8) {
+    match dissect(f).unwrap().l3 {
+        L3Summary::Ip {
+            src,
+            dst,
+            checksum_ok: true,
+            l4:
+                L4Summary::Tcp {
+                    src_port,
+                    dst_port,
+                    flags,
+                    checksum_ok: true,
+                    ..
+                },
+            ..
+        } => (src, src_port, dst, dst_port, flags),
+        other => panic!("not a valid TCP frame: {other:?}"),
+    }
+}
+
+fn syn(cport: u16) -> Vec<u8> {
+    build::tcp(
+        to_dir(CMAC),
+        (CIP, cport),
+        (VIP, 80),
+        1000,
+        0,
+        tf::SYN,
+        &[],
+        b"",
+    )
+}
+
+#[test]
+fn nat_handshake_field_by_field_with_state_and_counters() {
+    let mut r = Rig::new(
+        snapshot(vec![service(Fwd::Nat, &[1, 1], None)], false),
+        1024,
+    );
+    let out = r.rx(syn(40000), 0);
+    assert_eq!(out.len(), 1);
+    let f = &out[0];
+    assert_eq!(
+        (&f[0..6], &f[6..12]),
+        (&RMAC[0].0[..], &DMAC.0[..]),
+        "to the real server's MAC, from ours"
+    );
+    assert_eq!(tcp_of(f), (CIP.into(), 40000, RIP[0].into(), 8080, tf::SYN));
+    assert_eq!(ip_of(f).ttl(), 63, "TTL decremented where rvs routes");
+    assert_eq!(
+        r.w.ipvs.dest_counts(0),
+        (0, 1, 0),
+        "a new connection is inactive"
+    );
+    // The real server answers: the reply leaves from the VIP to the client.
+    let synack = build::tcp(
+        to_dir(RMAC[0]),
+        (RIP[0], 8080),
+        (CIP, 40000),
+        5000,
+        1001,
+        tf::SYN | tf::ACK,
+        &[],
+        b"",
+    );
+    let out = r.rx(synack, 1);
+    assert_eq!(&out[0][0..6], &CMAC.0[..]);
+    assert_eq!(
+        tcp_of(&out[0]),
+        (VIP.into(), 80, CIP.into(), 40000, tf::SYN | tf::ACK)
+    );
+    let ack = build::tcp(
+        to_dir(CMAC),
+        (CIP, 40000),
+        (VIP, 80),
+        1001,
+        5001,
+        tf::ACK,
+        &[],
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    let out = r.rx(ack, 2);
+    assert_eq!(tcp_of(&out[0]).2, IpAddr::from(RIP[0]));
+    assert_eq!(
+        r.w.ipvs.dest_counts(0),
+        (1, 0, 0),
+        "ESTABLISHED counts as active"
+    );
+    let s = &r.w.ipvs.stats;
+    assert_eq!(
+        (
+            s.dests[0].traffic.conns.get(),
+            s.dests[0].traffic.inpkts.get(),
+            s.dests[0].traffic.outpkts.get()
+        ),
+        (1, 2, 1)
+    );
+    // The next connection goes to the other server (rr).
+    let out = r.rx(syn(40001), 3);
+    assert_eq!(tcp_of(&out[0]).2, IpAddr::from(RIP[1]));
+    // Established connections expire after 900 s, half-open ones after the SYN_RECV 60 s.
+    r.w.poll_control(3 + 61_000, &mut r.io);
+    assert_eq!(r.w.ipvs.conns.len(), 1);
+    r.w.poll_control(3 + 901_000, &mut r.io);
+    assert_eq!(r.w.ipvs.conns.len(), 0);
+    assert_eq!(r.w.ipvs.dest_counts(0), (0, 0, 0));
+}
+
+#[test]
+fn only_a_syn_opens_and_other_segments_are_counted() {
+    let mut r = Rig::new(snapshot(vec![service(Fwd::Nat, &[1], None)], false), 1024);
+    let ack = build::tcp(
+        to_dir(CMAC),
+        (CIP, 40000),
+        (VIP, 80),
+        1,
+        1,
+        tf::ACK,
+        &[],
+        b"",
+    );
+    assert!(r.rx(ack, 0).is_empty());
+    assert_eq!(r.drops(DropReason::NoConn), 1);
+    assert_eq!(r.w.ipvs.conns.len(), 0);
+}
+
+#[test]
+fn dr_rewrites_only_the_mac() {
+    let mut r = Rig::new(snapshot(vec![service(Fwd::Dr, &[1], None)], false), 1024);
+    let inp = syn(40000);
+    let out = r.rx(inp.clone(), 0);
+    assert_eq!(&out[0][0..6], &RMAC[0].0[..]);
+    assert_eq!(&out[0][6..12], &DMAC.0[..]);
+    assert_eq!(&out[0][12..], &inp[12..], "nothing but the MACs changes");
+}
+
+#[test]
+fn fullnat_translates_both_ways_and_partitions_ports() {
+    let mut r = Rig::new(
+        snapshot(vec![service(Fwd::FullNat, &[1], None)], false),
+        1024,
+    );
+    let out = r.rx(syn(40000), 0);
+    let (src, lport, dst, dport, _) = tcp_of(&out[0]);
+    assert_eq!((src, dst, dport), (LIP.into(), RIP[0].into(), 8080));
+    assert!(lport >= 1024);
+    let reply = build::tcp(
+        to_dir(RMAC[0]),
+        (RIP[0], 8080),
+        (LIP, lport),
+        1,
+        1001,
+        tf::SYN | tf::ACK,
+        &[],
+        b"",
+    );
+    let out = r.rx(reply, 1);
+    assert_eq!(
+        tcp_of(&out[0]),
+        (VIP.into(), 80, CIP.into(), 40000, tf::SYN | tf::ACK)
+    );
+    // A packet to the LIP with no connection is not ours to deliver.
+    let stray = build::tcp(
+        to_dir(RMAC[0]),
+        (RIP[0], 8080),
+        (LIP, lport.wrapping_add(1)),
+        1,
+        1,
+        tf::ACK,
+        &[],
+        b"",
+    );
+    assert!(r.rx(stray, 2).is_empty());
+    assert_eq!(r.drops(DropReason::NoConn), 1);
+}
+
+#[test]
+fn icmp_errors_are_translated_both_ways() {
+    let mut r = Rig::new(snapshot(vec![udp_service(Fwd::Nat)], false), 1024);
+    let q = build::udp(to_dir(CMAC), (CIP, 5353), (VIP, 53), b"query");
+    let fwd = r.rx(q, 0).remove(0);
+    // The real server says port unreachable about the packet it got (CIP -> RIP:8080).
+    let mut icmp = HeapFrame::new();
+    crate::ipvs::xmit::icmp_error(&mut icmp, &fwd[14..], RIP[0], 3, 3, 0).unwrap();
+    let mut b = icmp.data().to_vec();
+    b[0..6].copy_from_slice(&DMAC.0);
+    b[6..12].copy_from_slice(&RMAC[0].0);
+    let out = r.rx(b, 1);
+    assert_eq!(out.len(), 1, "forwarded to the client");
+    let o = ip_of(&out[0]);
+    assert!(o.verify_checksum());
+    assert_eq!((o.src(), o.dst()), (VIP, CIP), "outer source is the VIP");
+    let m = crate::packet::IcmpPacket::new_checked(o.payload()).unwrap();
+    assert!(m.verify_checksum());
+    let quoted = super::xmit::quoted(o.payload()).unwrap();
+    assert_eq!(
+        (quoted.src, quoted.sport, quoted.dst, quoted.dport),
+        (CIP, 5353, VIP, 53),
+        "the client sees its own packet quoted"
+    );
+    assert!(
+        Ipv4Packet::new_checked(&m.data()[..28]).is_ok_and(|p| p.verify_checksum())
+            || m.data().len() >= 20
+    );
+    // The other way: a router near the client says unreachable about the VIP's reply.
+    let reply = build::udp(to_dir(RMAC[0]), (RIP[0], 8080), (CIP, 5353), b"answer");
+    let to_client = r.rx(reply, 2).remove(0);
+    let mut icmp = HeapFrame::new();
+    crate::ipvs::xmit::icmp_error(
+        &mut icmp,
+        &to_client[14..],
+        Ipv4Addr::new(198, 18, 1, 254),
+        11,
+        0,
+        0,
+    )
+    .unwrap();
+    let mut b = icmp.data().to_vec();
+    b[0..6].copy_from_slice(&DMAC.0);
+    b[6..12].copy_from_slice(&CMAC.0);
+    // Addressed to the VIP, which sent the quoted packet.
+    let mut ip = Ipv4Packet::new_checked(&mut b[14..]).unwrap();
+    ip.set_dst(VIP);
+    ip.fill_checksum();
+    let out = r.rx(b, 3);
+    assert_eq!(out.len(), 1, "forwarded to the real server");
+    let o = ip_of(&out[0]);
+    assert_eq!(o.dst(), RIP[0]);
+    let quoted = super::xmit::quoted(o.payload()).unwrap();
+    assert_eq!(
+        (quoted.src, quoted.sport, quoted.dst, quoted.dport),
+        (RIP[0], 8080, CIP, 5353),
+        "the server sees its own packet quoted"
+    );
+    assert_eq!(r.w.ipvs.stats.icmp_translated.get(), 2);
+}
+
+/// A UDP datagram of `len` payload bytes as two IPv4 fragments (first carries the UDP
+/// header and 24 bytes).
+fn fragments(id: u16, len: usize) -> (Vec<u8>, Vec<u8>) {
+    let whole = build::udp(to_dir(CMAC), (CIP, 5353), (VIP, 53), &vec![7u8; len]);
+    let ip = ip_of(&whole);
+    let payload = ip.payload().to_vec();
+    let mk = |off: usize, data: &[u8], more: bool| {
+        let mut f = whole[..34].to_vec();
+        f.extend_from_slice(data);
+        let total = (20 + data.len()) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        let word = ((off / 8) as u16) | if more { 0x2000 } else { 0 };
+        f[20..22].copy_from_slice(&word.to_be_bytes());
+        let mut p = Ipv4Packet::new_checked(&mut f[14..]).unwrap();
+        p.fill_checksum();
+        f
+    };
+    (mk(0, &payload[..32], true), mk(32, &payload[32..], false))
+}
+
+#[test]
+fn fragments_follow_their_first_fragment() {
+    let mut r = Rig::new(snapshot(vec![udp_service(Fwd::Nat)], false), 1024);
+    let (first, second) = fragments(77, 100);
+    let a = r.rx(first, 0);
+    let b = r.rx(second, 1);
+    assert_eq!((a.len(), b.len()), (1, 1));
+    let (ia, ib) = (ip_of(&a[0]), ip_of(&b[0]));
+    assert_eq!(
+        (ia.dst(), ib.dst()),
+        (RIP[0], RIP[0]),
+        "both to the same real server"
+    );
+    assert!(ia.verify_checksum() && ib.verify_checksum());
+    assert_eq!(ib.frag_offset(), 32);
+    // Reassembled, the datagram's UDP checksum still verifies after the rewrite.
+    let mut whole = ia.payload().to_vec();
+    whole.extend_from_slice(ib.payload());
+    let u = crate::packet::UdpPacket::new_checked(&whole[..]).unwrap();
+    assert_eq!(u.dst_port(), 8080);
+    assert!(u.verify_checksum_v4(CIP, RIP[0]));
+    // A later fragment whose first was never seen is dropped, not mis-forwarded.
+    let (_, orphan) = fragments(78, 100);
+    assert!(r.rx(orphan, 2).is_empty());
+    assert_eq!(r.drops(DropReason::FragUntracked), 1);
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded() {
+    let mut r = Rig::new(snapshot(vec![service(Fwd::Nat, &[1], None)], false), 1024);
+    let mut f = syn(40000);
+    f[22] = 1;
+    let mut ip = Ipv4Packet::new_checked(&mut f[14..]).unwrap();
+    ip.fill_checksum();
+    let out = r.rx(f, 0);
+    assert_eq!(r.drops(DropReason::TtlExceeded), 1);
+    assert!(matches!(
+        dissect(&out[0]).unwrap().l3,
+        L3Summary::Ip {
+            l4: L4Summary::Icmp {
+                msg_type: 11,
+                code: 0,
+                checksum_ok: true
+            },
+            ..
+        }
+    ));
+    assert_eq!(ip_of(&out[0]).dst(), CIP);
+}
+
+#[test]
+fn no_available_server_answers_port_unreachable() {
+    let mut r = Rig::new(
+        snapshot(vec![service(Fwd::Nat, &[0, 0], None)], false),
+        1024,
+    );
+    let out = r.rx(syn(40000), 0);
+    assert_eq!(r.drops(DropReason::NoDest), 1);
+    assert!(matches!(
+        dissect(&out[0]).unwrap().l3,
+        L3Summary::Ip {
+            l4: L4Summary::Icmp {
+                msg_type: 3,
+                code: 3,
+                ..
+            },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_full_table_refuses_new_connections_only() {
+    let mut r = Rig::new(snapshot(vec![service(Fwd::Nat, &[1], None)], false), 2);
+    assert_eq!(r.rx(syn(1), 0).len(), 1);
+    assert_eq!(r.rx(syn(2), 0).len(), 1);
+    assert!(r.rx(syn(3), 0).is_empty());
+    assert_eq!(r.drops(DropReason::ConnTableFull), 1);
+    let again = build::tcp(
+        to_dir(CMAC),
+        (CIP, 1),
+        (VIP, 80),
+        1001,
+        1,
+        tf::ACK,
+        &[],
+        b"x",
+    );
+    assert_eq!(
+        r.rx(again, 1).len(),
+        1,
+        "existing connections are untouched"
+    );
+}
+
+#[test]
+fn removed_servers_keep_or_drop_their_connections() {
+    for nodest in [false, true] {
+        let mut r = Rig::new(
+            snapshot(vec![service(Fwd::Nat, &[1, 1], None)], nodest),
+            1024,
+        );
+        r.rx(syn(40000), 0);
+        // Reload without server 0.
+        let mut svc = service(Fwd::Nat, &[1, 1], None);
+        svc.dests.remove(0);
+        svc.version = 2;
+        r.cell.publish(snapshot(vec![svc], nodest));
+        let more = build::tcp(
+            to_dir(CMAC),
+            (CIP, 40000),
+            (VIP, 80),
+            1001,
+            1,
+            tf::ACK,
+            &[],
+            b"x",
+        );
+        let out = r.rx(more, 1);
+        if nodest {
+            assert!(out.is_empty());
+            assert_eq!(r.drops(DropReason::NoDestConn), 1);
+            assert_eq!(r.w.ipvs.conns.len(), 0);
+        } else {
+            assert_eq!(
+                tcp_of(&out[0]).2,
+                IpAddr::from(RIP[0]),
+                "still forwarded to the removed server"
+            );
+        }
+    }
+}
+
+#[test]
+fn templates_pin_clients_and_outlive_their_connections() {
+    let mut r = Rig::new(
+        snapshot(vec![service(Fwd::Nat, &[1, 1], Some(100))], false),
+        1024,
+    );
+    for p in 0..6 {
+        let out = r.rx(syn(40000 + p), 0);
+        assert_eq!(
+            tcp_of(&out[0]).2,
+            IpAddr::from(RIP[0]),
+            "every connection of the client to one server"
+        );
+    }
+    assert_eq!(
+        r.w.ipvs.dest_counts(0),
+        (0, 6, 1),
+        "6 connections and 1 template"
+    );
+    // Connections (SYN_RECV, 60 s) go; the template (100 s) waits for them, then goes.
+    r.w.poll_control(61_000, &mut r.io);
+    assert_eq!(r.w.ipvs.dest_counts(0), (0, 0, 1));
+    r.w.poll_control(101_000, &mut r.io);
+    assert_eq!(r.w.ipvs.dest_counts(0), (0, 0, 0));
+    assert_eq!(r.w.ipvs.conns.len(), 0);
+    // A fresh template may pick the other server now (rr moved on).
+    let out = r.rx(syn(41000), 102_000);
+    assert_eq!(tcp_of(&out[0]).2, IpAddr::from(RIP[1]));
+}
+
+#[test]
+fn owner_is_the_same_for_both_directions() {
+    let nat = snapshot(vec![service(Fwd::Nat, &[1, 1], None)], false);
+    for workers in [2usize, 3, 4] {
+        for cport in 40000..40050u16 {
+            let req = build::tcp(
+                to_dir(CMAC),
+                (CIP, cport),
+                (VIP, 80),
+                1,
+                0,
+                tf::SYN,
+                &[],
+                b"",
+            );
+            let rep = build::tcp(
+                to_dir(RMAC[0]),
+                (RIP[0], 8080),
+                (CIP, cport),
+                1,
+                0,
+                tf::SYN | tf::ACK,
+                &[],
+                b"",
+            );
+            assert_eq!(
+                owner(&nat, &req[14..], workers),
+                owner(&nat, &rep[14..], workers)
+            );
+            // ICMP errors quoting what rvs sent either way belong to the same worker: the
+            // request as forwarded (client -> real server) and the reply as forwarded
+            // (VIP -> client).
+            let fwd_req = build::tcp(
+                to_dir(CMAC),
+                (CIP, cport),
+                (RIP[0], 8080),
+                1,
+                0,
+                tf::SYN,
+                &[],
+                b"",
+            );
+            let fwd_rep = build::tcp(
+                to_dir(RMAC[0]),
+                (VIP, 80),
+                (CIP, cport),
+                1,
+                0,
+                tf::SYN | tf::ACK,
+                &[],
+                b"",
+            );
+            for quoted in [&fwd_req, &fwd_rep] {
+                let mut e = HeapFrame::new();
+                crate::ipvs::xmit::icmp_error(
+                    &mut e,
+                    &quoted[14..],
+                    Ipv4Addr::new(198, 18, 1, 254),
+                    3,
+                    1,
+                    0,
+                )
+                .unwrap();
+                assert_eq!(
+                    owner(&nat, &e.data()[14..], workers),
+                    owner(&nat, &req[14..], workers)
+                );
+            }
+        }
+        // Ports spread the connections of one client over the workers...
+        let seen: std::collections::HashSet<usize> = (40000..40050u16)
+            .map(|p| {
+                owner(
+                    &nat,
+                    &build::tcp(to_dir(CMAC), (CIP, p), (VIP, 80), 1, 0, tf::SYN, &[], b"")[14..],
+                    workers,
+                )
+            })
+            .collect();
+        assert_eq!(seen.len(), workers);
+        // ...except for persistent services, and for UDP.
+        let pers = snapshot(vec![service(Fwd::Nat, &[1, 1], Some(300))], false);
+        let seen: std::collections::HashSet<usize> = (40000..40050u16)
+            .map(|p| {
+                owner(
+                    &pers,
+                    &build::tcp(to_dir(CMAC), (CIP, p), (VIP, 80), 1, 0, tf::SYN, &[], b"")[14..],
+                    workers,
+                )
+            })
+            .collect();
+        assert_eq!(seen.len(), 1);
+        // FULLNAT replies by local port.
+        let fnat = snapshot(vec![service(Fwd::FullNat, &[1], None)], false);
+        let rep = build::tcp(
+            to_dir(RMAC[0]),
+            (RIP[0], 8080),
+            (LIP, 5003),
+            1,
+            0,
+            tf::ACK,
+            &[],
+            b"",
+        );
+        assert_eq!(owner(&fnat, &rep[14..], workers), 5003 % workers);
+        // All fragments of a datagram agree.
+        let u = snapshot(vec![udp_service(Fwd::Nat)], false);
+        let (a, b) = fragments(9, 100);
+        assert_eq!(owner(&u, &a[14..], workers), owner(&u, &b[14..], workers));
+    }
+}
+
+#[test]
+fn two_workers_redirect_to_the_owner() {
+    let snap = snapshot(vec![service(Fwd::Nat, &[1], None)], false);
+    let cell = Arc::new(SnapshotCell::new(snap));
+    let mail = Arc::new(Mailboxes::new(2, 4));
+    let redirect = Arc::new(Redirect::new(2, 64));
+    let mk = |id| {
+        WorkerCore::<HeapFrame>::new(
+            id,
+            WorkerParts {
+                cell: cell.clone(),
+                mail: mail.clone(),
+                redirect: redirect.clone(),
+                stats: Arc::default(),
+                ipvs_stats: Arc::default(),
+                conn_capacity: 64,
+            },
+        )
+    };
+    let mut w = [mk(0), mk(1)];
+    let mut io = CaptureIo::default();
+    let snap = cell.load();
+    // Find a client port owned by worker 1, and hand its SYN to worker 0.
+    let p = (40000..41000u16)
+        .find(|&p| owner(&snap, &syn(p)[14..], 2) == 1)
+        .unwrap();
+    w[0].handle(HeapFrame::from_bytes(&syn(p)), 0, 0, &mut io);
+    assert!(io.sent.is_empty(), "worker 0 does not process it");
+    assert_eq!(w[0].ipvs.stats.redirected_out.get(), 1);
+    w[1].poll_control(1, &mut io);
+    assert_eq!(io.sent.len(), 1, "worker 1 forwards it");
+    assert_eq!(w[1].ipvs.conns.len(), 1);
+    assert_eq!(w[0].ipvs.conns.len(), 0);
+}
