@@ -67,10 +67,11 @@ fn run(args: Args) -> Result<()> {
     }
     if args.check {
         println!(
-            "{}: configuration is valid ({} port(s), {} route(s), {} worker(s))",
+            "{}: configuration is valid ({} port(s), {} route(s), {} service(s), {} worker(s))",
             args.config.display(),
             cfg.ports.len(),
             cfg.routes.len(),
+            cfg.services.len(),
             cfg.dataplane.workers
         );
         return Ok(());

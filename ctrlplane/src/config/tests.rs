@@ -116,3 +116,104 @@ fn saved_yaml_loads_back_identically() {
     let text = serde_yaml::to_string(&c).unwrap();
     assert_eq!(Config::parse(&text, "saved.yaml").unwrap(), c);
 }
+
+const SVC: &str = r#"
+ports:
+  - { name: lan0, device: net_null0, addresses: ["198.18.0.2/24", "198.18.1.2/24"] }
+services:
+  - vip: "198.18.1.100:80"
+    scheduler: wrr
+    local_addresses: ["198.18.0.3"]
+    real_servers:
+      - { address: "198.18.0.11:8080", forward: nat, weight: 3 }
+      - { address: "198.18.0.12", forward: dr }
+      - { address: "198.18.0.13:8443", forward: fullnat }
+"#;
+
+#[test]
+fn services_parse_with_defaults() {
+    let c = Config::parse(SVC, "s.yaml").unwrap();
+    let s = &c.services[0];
+    assert_eq!(
+        (s.vip.addr, s.vip.port, s.protocol, s.scheduler),
+        (
+            Ipv4Addr::new(198, 18, 1, 100),
+            80,
+            Proto::Tcp,
+            SchedKind::Wrr
+        )
+    );
+    assert_eq!(s.real_servers[1].address.port, 0, "no port: the service's");
+    assert_eq!(s.real_servers[1].weight, 1);
+    assert_eq!(s.real_servers[0].forward, Fwd::Nat);
+    assert_eq!(c.ipvs.connections, 1 << 20);
+    let c2 = Config::parse(&SVC.replace("    scheduler: wrr\n", ""), "s.yaml").unwrap();
+    assert_eq!(
+        c2.services[0].scheduler,
+        SchedKind::Wlc,
+        "wlc is the default, as in ipvsadm"
+    );
+    let masq = Config::parse(&SVC.replace("forward: nat", "forward: masq"), "s.yaml").unwrap();
+    assert_eq!(
+        masq.services[0].real_servers[0].forward,
+        Fwd::Nat,
+        "ipvsadm's names are accepted"
+    );
+}
+
+#[test]
+fn service_errors_name_line_and_key() {
+    let cases: Vec<(String, &str, usize)> = vec![
+        (SVC.replace("1.100:80\"", "1.100:0\""), "services[0].vip", 5),
+        (
+            SVC.replace("    local_addresses: [\"198.18.0.3\"]\n", ""),
+            "services[0].local_addresses",
+            5,
+        ),
+        (
+            SVC.replace(
+                "\"198.18.0.12\", forward: dr",
+                "\"198.19.0.12\", forward: dr",
+            ),
+            "services[0].real_servers[1].address",
+            10,
+        ),
+        (
+            SVC.replace(
+                "\"198.18.0.12\", forward: dr",
+                "\"198.18.0.12:81\", forward: dr",
+            ),
+            "services[0].real_servers[1].address",
+            10,
+        ),
+        (
+            SVC.replace("0.13:8443", "0.11:8080"),
+            "services[0].real_servers[2].address",
+            11,
+        ),
+        (
+            SVC.replace("scheduler: wrr", "scheduler: wrr\n    flags: [sh-nonsense]"),
+            "services[0].flags",
+            7,
+        ),
+        (SVC.replace("1.100:80", "1.2:80"), "services[0].vip", 5),
+    ];
+    for (text, key, line) in cases {
+        let (l, k, m) = err_of(&text);
+        assert_eq!((k.as_str(), l), (key, line), "{m}");
+    }
+    // Type errors come from serde with their path.
+    let (_, k, m) = err_of(&SVC.replace("scheduler: wrr", "scheduler: fastest"));
+    assert!(k.starts_with("services[0]"), "{k}: {m}");
+    assert!(
+        m.contains("fastest") || m.contains("unknown variant"),
+        "{m}"
+    );
+}
+
+#[test]
+fn duplicate_services_are_rejected() {
+    let dup = SVC.to_string() + "  - vip: \"198.18.1.100:80\"\n    real_servers: []\n";
+    let (_, k, m) = err_of(&dup);
+    assert_eq!(k, "services[1].vip", "{m}");
+}
