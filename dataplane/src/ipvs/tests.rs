@@ -729,3 +729,33 @@ fn two_workers_redirect_to_the_owner() {
     assert_eq!(w[1].ipvs.conns.len(), 1);
     assert_eq!(w[0].ipvs.conns.len(), 0);
 }
+
+proptest::proptest! {
+    // Arbitrary bytes behind a valid-looking Ethernet/IPv4 header, to every VIP port and
+    // protocol, never panic a worker, and the table stays consistent.
+    #[test]
+    fn arbitrary_packets_never_panic_a_worker(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+        proto in proptest::prop_oneof![proptest::strategy::Just(6u8), proptest::strategy::Just(17u8), proptest::strategy::Just(1u8)],
+        dport in 78u16..86, frag in 0u16..4, flags in proptest::prelude::any::<u8>(), from_rs in proptest::prelude::any::<bool>(),
+    ) {
+        let mut r = Rig::new(super::robustness_snapshot(), 64);
+        // Open a few connections first so that replies and ICMP can match something.
+        for p in 0..4u16 {
+            let _ = r.rx(build::tcp(to_dir(CMAC), (CIP, 40000 + p), (VIP, 80 + p), 1, 0, tf::SYN, &[], b""), 0);
+        }
+        let mut f = if from_rs {
+            build::tcp(to_dir(RMAC[0]), (RIP[0], 8080), (CIP, 40000), 1, 1, flags, &[], &body)
+        } else {
+            build::tcp(to_dir(CMAC), (CIP, 40000), (VIP, dport), 1, 1, flags, &[], &body)
+        };
+        f[23] = proto;
+        let word: u16 = match frag { 0 => 0, 1 => 0x2000, 2 => 0x2001, _ => 0x0001 };
+        f[20..22].copy_from_slice(&word.to_be_bytes());
+        let mut ip = Ipv4Packet::new_checked(&mut f[14..]).unwrap();
+        ip.fill_checksum();
+        let _ = r.rx(f, 1);
+        r.w.poll_control(2_000_000, &mut r.io);
+        proptest::prop_assert!(r.w.ipvs.conns.len() <= 64);
+    }
+}

@@ -1,0 +1,40 @@
+//! A whole worker (L2/L3 and IPVS with NAT, DR, TUN, FULLNAT+TOA, persistence, UDP)
+//! over arbitrary frames: nothing may panic. The input is split into frames, each sent
+//! as is and with the director's MAC as destination; time advances between frames so
+//! that timers and expiry run too.
+#![no_main]
+use dataplane::frame::{CaptureIo, HeapFrame};
+use dataplane::snapshot::SnapshotCell;
+use dataplane::worker::{Mailboxes, Redirect, WorkerCore, WorkerParts};
+use libfuzzer_sys::fuzz_target;
+use std::sync::{Arc, OnceLock};
+
+/// Built once: the Maglev table and the counter arrays are costly, and read-only here.
+static SHARED: OnceLock<(Arc<SnapshotCell>, Arc<dataplane::ipvs::stats::IpvsStats>)> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    let (cell, ipvs_stats) = SHARED.get_or_init(|| (Arc::new(SnapshotCell::new(dataplane::ipvs::robustness_snapshot())), Arc::default()));
+    let parts = WorkerParts {
+        cell: cell.clone(),
+        mail: Arc::new(Mailboxes::new(1, 4)),
+        redirect: Arc::new(Redirect::new(1, 4)),
+        stats: Arc::default(),
+        ipvs_stats: ipvs_stats.clone(),
+        conn_capacity: 256,
+    };
+    let mut w = WorkerCore::<HeapFrame>::new(0, parts);
+    let mut io = CaptureIo::default();
+    w.start(&mut io);
+    let mut now = 0u64;
+    for chunk in data.split(|b| *b == 0xA5) {
+        let mut f = chunk.to_vec();
+        w.handle(HeapFrame::from_bytes(&f), 0, now, &mut io);
+        if f.len() >= 6 {
+            f[..6].copy_from_slice(&dataplane::ipvs::ROBUSTNESS_DIRECTOR_MAC.0);
+            w.handle(HeapFrame::from_bytes(&f), 0, now, &mut io);
+        }
+        now += 7_000;
+        w.poll_control(now, &mut io);
+        io.sent.clear();
+    }
+});
