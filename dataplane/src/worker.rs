@@ -193,6 +193,14 @@ impl<F: Frame> WorkerCore<F> {
         self.stats.snapshot_generation.add(snap.generation);
     }
 
+    /// Warms the caches for a burst before it is handled (see `IpvsWorker::prefetch`).
+    #[inline]
+    pub fn prefetch_bytes(&self, frame: &[u8]) {
+        if !self.snap.ipvs.is_empty() {
+            self.ipvs.prefetch(frame);
+        }
+    }
+
     /// Handles one received frame.
     #[inline]
     pub fn handle<I: Io<Frame = F>>(&mut self, frame: F, port: usize, now: u64, io: &mut I) {

@@ -35,17 +35,25 @@ impl Mbuf {
     }
 }
 
+/// The data of a raw mbuf.
+///
+/// # Safety
+/// `m` must be a valid mbuf that stays alive and unmodified for `'a`.
+#[inline]
+pub unsafe fn data_of<'a>(m: *const sys::rte_mbuf) -> &'a [u8] {
+    let m = &*m;
+    // buf_addr + data_off .. + data_len lies inside the mbuf's data room.
+    std::slice::from_raw_parts(
+        (m.buf_addr as *const u8).add(usize::from(m.data_off)),
+        usize::from(m.data_len),
+    )
+}
+
 impl Frame for Mbuf {
     #[inline]
     fn data(&self) -> &[u8] {
-        let m = self.m();
-        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's data room.
-        unsafe {
-            std::slice::from_raw_parts(
-                (m.buf_addr as *const u8).add(usize::from(m.data_off)),
-                usize::from(m.data_len),
-            )
-        }
+        // SAFETY: we own a valid mbuf.
+        unsafe { data_of(self.0.as_ptr()) }
     }
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {

@@ -198,6 +198,12 @@ fn run_worker(ctx: WorkerCtx) {
             });
             got += n;
             let pc = &stats.ports[pidx];
+            // First pass: prefetch each packet's connection bucket, so that the lookups
+            // of the second pass find them in cache.
+            for &raw in &rx[..n] {
+                // SAFETY: the mbufs are valid and unmodified until handled below.
+                core.prefetch_bytes(unsafe { super::mbuf::data_of(raw) });
+            }
             for &raw in &rx[..n] {
                 // SAFETY: rx burst hands us ownership of n valid mbufs.
                 let Some(m) = (unsafe { Mbuf::from_raw(raw) }) else {
