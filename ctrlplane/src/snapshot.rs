@@ -2,7 +2,7 @@
 //! the started ports reported (MAC, MTU).
 
 use crate::config::{Config, ServiceConf};
-use dataplane::ipvs::sched::{SchedFlags, SchedTables, ServerKey};
+use dataplane::ipvs::sched::SchedFlags;
 use dataplane::ipvs::service::{
     IpvsTable, Persistence, Proto, RealServer, Service, DEST_SLOTS, SVC_SLOTS,
 };
@@ -110,14 +110,6 @@ impl Builder {
                 .iter()
                 .filter_map(|f| SchedFlags::parse(f))
                 .fold(SchedFlags::default(), SchedFlags::union);
-            let keys: Vec<ServerKey> = dests
-                .iter()
-                .map(|d| ServerKey {
-                    addr: d.addr,
-                    port: d.port,
-                    weight: d.weight,
-                })
-                .collect();
             // What a worker's scheduler depends on; a change bumps the version.
             let fingerprint = format!("{:?}|{:?}|{:?}", sc.scheduler, flags, dests);
             let version = match self.versions.get(&key) {
@@ -141,7 +133,7 @@ impl Builder {
                 }),
                 local_addrs: sc.local_addresses.iter().map(|a| a.0).collect(),
                 toa: sc.toa,
-                tables: SchedTables::build(sc.scheduler, &keys),
+                tables: Service::build_tables(sc.scheduler, &dests),
                 dests,
                 version,
                 client_ip_owned: false,

@@ -19,7 +19,7 @@ pub const ROBUSTNESS_DIRECTOR_MAC: crate::packet::MacAddr =
 /// robustness tests drive a worker with.
 pub fn robustness_snapshot() -> crate::snapshot::Snapshot {
     use conn::Fwd;
-    use sched::{SchedFlags, SchedKind, SchedTables, ServerKey};
+    use sched::{SchedFlags, SchedKind};
     use service::{IpvsTable, Persistence, Proto, RealServer, Service};
     use std::net::Ipv4Addr;
     let rip = [Ipv4Addr::new(198, 18, 0, 11), Ipv4Addr::new(198, 18, 0, 12)];
@@ -45,14 +45,6 @@ pub fn robustness_snapshot() -> crate::snapshot::Snapshot {
                 l_threshold: 0,
             })
             .collect();
-        let keys: Vec<ServerKey> = dests
-            .iter()
-            .map(|d| ServerKey {
-                addr: d.addr,
-                port: d.port,
-                weight: d.weight,
-            })
-            .collect();
         let kind = [
             SchedKind::Rr,
             SchedKind::Wlc,
@@ -73,7 +65,7 @@ pub fn robustness_snapshot() -> crate::snapshot::Snapshot {
             }),
             local_addrs: vec![Ipv4Addr::new(198, 18, 0, 3)],
             toa: fwd == Fwd::FullNat,
-            tables: SchedTables::build(kind, &keys),
+            tables: Service::build_tables(kind, &dests),
             dests,
             version: 1,
             client_ip_owned: false,

@@ -82,6 +82,21 @@ pub struct Service {
     pub version: u64,
 }
 
+impl Service {
+    /// The scheduler tables (Maglev, sh/dh buckets) for `sched` over these real servers.
+    pub fn build_tables(sched: super::sched::SchedKind, dests: &[RealServer]) -> SchedTables {
+        let keys: Vec<super::sched::ServerKey> = dests
+            .iter()
+            .map(|d| super::sched::ServerKey {
+                addr: d.addr,
+                port: d.port,
+                weight: d.weight,
+            })
+            .collect();
+        SchedTables::build(sched, &keys)
+    }
+}
+
 /// The IPVS part of the snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct IpvsTable {

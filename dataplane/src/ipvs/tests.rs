@@ -2,7 +2,7 @@
 
 use super::conn::Fwd;
 use super::core::owner;
-use super::sched::{SchedFlags, SchedKind, SchedTables, ServerKey};
+use super::sched::{SchedFlags, SchedKind};
 use super::service::{IpvsTable, Persistence, Proto, RealServer, Service};
 use super::state::Timeouts;
 use crate::frame::{CaptureIo, Frame, HeapFrame};
@@ -41,14 +41,6 @@ fn service(fwd: Fwd, weights: &[u32], persistence: Option<u32>) -> Service {
             l_threshold: 0,
         })
         .collect();
-    let keys: Vec<ServerKey> = dests
-        .iter()
-        .map(|d| ServerKey {
-            addr: d.addr,
-            port: d.port,
-            weight: d.weight,
-        })
-        .collect();
     Service {
         slot: 0,
         proto: Proto::Tcp,
@@ -62,7 +54,7 @@ fn service(fwd: Fwd, weights: &[u32], persistence: Option<u32>) -> Service {
         }),
         local_addrs: vec![LIP],
         toa: false,
-        tables: SchedTables::build(SchedKind::Rr, &keys),
+        tables: Service::build_tables(SchedKind::Rr, &dests),
         dests,
         version: 1,
         client_ip_owned: false,
