@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo: builds rvs, makes a small namespace topology (client -- bridge -- director),
-# starts rvsd on a DPDK af_packet port in the director, shows it answering ARP and ping
-# and counting what it drops, then stops it and tears everything down. Run as root.
+# The demo: builds rvs, makes a namespace topology (a client, the director, three real
+# servers, one bridge), starts rvsd on a DPDK af_packet port in the director, and shows
+# it answering ARP and ping, balancing HTTP over the real servers with NAT (round robin),
+# and counting what it drops; then stops it and tears everything down. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,49 +10,64 @@ bash scripts/setup.sh
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "building rvs"
-cargo build --quiet --bins
+cargo build --quiet --bins -p rvs -p testkit
 RVSD=$PWD/target/debug/rvsd
 RVSADM=$PWD/target/debug/rvsadm
+WEB=$PWD/target/debug/rvs-webserver
 SOCK=/run/rvs/demo.sock
-CL=rvsdemo-client DIR=rvsdemo-dir BR=rvsdemo-br
-pid=""
+BR=rvsdemo-br
+HOSTS="client dir rs1 rs2 rs3"
+pids=()
 cleanup() {
-  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  for ns in $CL $DIR $BR; do ip netns del "$ns" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for h in $HOSTS; do ip netns del "rvsdemo-$h" 2>/dev/null || true; done
+  ip netns del $BR 2>/dev/null || true
 }
 trap cleanup EXIT
 
-say "topology: $CL (198.18.0.1) -- bridge -- $DIR (rvsd on eth0, owns 198.18.0.2)"
-ip netns add $BR; ip netns add $CL; ip netns add $DIR
+say "topology: client 198.18.1.1 -- bridge -- director (rvsd: 198.18.0.2, 198.18.1.2, VIP 198.18.1.100) -- rs1..rs3 198.18.0.11-13"
+ip netns add $BR
 ip netns exec $BR sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip -n $BR link add br0 type bridge; ip -n $BR link set br0 up
-for h in client dir; do
+for h in $HOSTS; do
   ns=rvsdemo-$h
-  ip -n $ns link add eth0 type veth peer name p-$h netns $BR
-  ip -n $BR link set p-$h master br0; ip -n $BR link set p-$h up
-  ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-  ip -n $ns link set lo up; ip -n $ns link set eth0 up
+  ip netns add "$ns"
+  ip -n "$ns" link add eth0 type veth peer name "p-$h" netns $BR
+  ip -n $BR link set "p-$h" master br0; ip -n $BR link set "p-$h" up
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+  # Kernel peers put real checksums and segment sizes on the wire for the DPDK port.
+  ip netns exec "$ns" ethtool -K eth0 tx off tso off gso off gro off >/dev/null 2>&1 || true
+  ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up
 done
-ip -n $CL addr add 198.18.0.1/24 dev eth0
-ip netns exec $DIR "$RVSD" --config conf/demo.yaml --check
+ip -n rvsdemo-client addr add 198.18.1.1/24 dev eth0
+ip -n rvsdemo-client route add default via 198.18.1.2
+for i in 1 2 3; do
+  ns=rvsdemo-rs$i
+  ip -n "$ns" addr add "198.18.0.1$i/24" dev eth0
+  ip -n "$ns" route add default via 198.18.0.2
+  ip netns exec "$ns" "$WEB" --listen "198.18.0.1$i:80" --name "rs$i" & pids+=($!)
+done
+ip netns exec rvsdemo-dir "$RVSD" --config conf/demo.yaml --check
 
-say "starting rvsd in $DIR"
-ip netns exec $DIR "$RVSD" --config conf/demo.yaml > /tmp/rvsdemo.log 2>&1 &
-pid=$!
+say "starting rvsd in the director"
+ip netns exec rvsdemo-dir "$RVSD" --config conf/demo.yaml > /tmp/rvsdemo.log 2>&1 &
+rvsd_pid=$!
 for _ in $(seq 100); do "$RVSADM" --socket $SOCK --status >/dev/null 2>&1 && break; sleep 0.1; done
 "$RVSADM" --socket $SOCK --status
 
-say "client pings the director's address"
-ip netns exec $CL ping -c 3 -i 0.2 198.18.0.2
-say "client's ARP table: the director port's MAC"
-ip -n $CL neigh show 198.18.0.2
+say "client pings the director"
+ip netns exec rvsdemo-client ping -c 2 -i 0.2 198.18.1.2
+
+say "client fetches http://198.18.1.100/ six times: NAT, round robin over rs1..rs3"
+for _ in 1 2 3 4 5 6; do ip netns exec rvsdemo-client curl -s --max-time 3 http://198.18.1.100/; done
 
 say "traffic for an address rvsd does not own is dropped and counted"
-ip -n $CL neigh replace 198.18.0.99 lladdr "$(ip netns exec $DIR cat /sys/class/net/eth0/address)" dev eth0
-ip netns exec $CL ping -c 2 -i 0.2 -W 1 198.18.0.99 || true
+ip -n rvsdemo-client neigh replace 198.18.1.99 lladdr "$(ip netns exec rvsdemo-dir cat /sys/class/net/eth0/address)" dev eth0
+ip netns exec rvsdemo-client ping -c 2 -i 0.2 -W 1 198.18.1.99 || true
 "$RVSADM" --socket $SOCK --counters
 
 say "stopping rvsd (SIGTERM): ports closed, EAL memory released"
-kill -TERM $pid; wait $pid; echo "rvsd exited with status $?"; pid=""
+kill -TERM $rvsd_pid; wait $rvsd_pid; echo "rvsd exited with status $?"
 tail -n 3 /tmp/rvsdemo.log
 say "done; namespaces removed"

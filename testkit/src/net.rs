@@ -84,7 +84,9 @@ impl HttpServer {
     }
 }
 
-fn serve(s: TcpStream, name: &str, stop: &AtomicBool) {
+/// Answers HTTP requests on one connection with `name` until the client closes it or
+/// `stop` is set.
+pub fn serve(s: TcpStream, name: &str, stop: &AtomicBool) {
     s.set_nonblocking(false).ok();
     s.set_read_timeout(Some(Duration::from_millis(200))).ok();
     let mut r = BufReader::new(s.try_clone().expect("clone"));
