@@ -4,4 +4,5 @@
 
 pub mod config;
 pub mod ctl;
+pub mod ipvsadm;
 pub mod snapshot;

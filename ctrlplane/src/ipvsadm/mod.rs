@@ -1,0 +1,91 @@
+//! ipvsadm's command line and output, for `rvsadm`.
+//!
+//! `parse` turns ipvsadm 1.31 arguments (and `-R` restore lines) into a `Command`;
+//! `format` prints listings byte for byte as ipvsadm does. Both are pure, so they are
+//! tested against literal text.
+
+pub mod format;
+pub mod parse;
+
+use dataplane::ipvs::conn::Fwd;
+use dataplane::ipvs::sched::SchedKind;
+use dataplane::ipvs::service::Proto;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// A virtual service address: `-t VIP:PORT` or `-u VIP:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServiceKey {
+    pub proto: Proto,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// Service options given on the command line (`None` = not given).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServiceOpts {
+    pub scheduler: Option<SchedKind>,
+    /// `-p [timeout]`: Some(timeout).
+    pub persistent: Option<u32>,
+    pub netmask: Option<Ipv4Addr>,
+    pub sched_flags: Option<Vec<String>>,
+    /// rvs: FULLNAT local addresses (`--laddr A[,B...]`).
+    pub laddrs: Option<Vec<Ipv4Addr>>,
+    /// rvs: TOA for FULLNAT (`--toa`).
+    pub toa: bool,
+}
+
+/// Real-server options (`None` = not given).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServerOpts {
+    pub fwd: Option<Fwd>,
+    pub weight: Option<u32>,
+    pub u_threshold: Option<u32>,
+    pub l_threshold: Option<u32>,
+}
+
+/// How `-L` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ListFormat {
+    pub numeric: bool,
+    pub connections: bool,
+    pub stats: bool,
+    pub rate: bool,
+    pub thresholds: bool,
+    pub persistent_conn: bool,
+    pub timeout: bool,
+    pub exact: bool,
+    pub sort: bool,
+}
+
+/// One ipvsadm command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    AddService(ServiceKey, ServiceOpts),
+    EditService(ServiceKey, ServiceOpts),
+    DeleteService(ServiceKey),
+    Clear,
+    AddServer(ServiceKey, Ipv4Addr, u16, ServerOpts),
+    EditServer(ServiceKey, Ipv4Addr, u16, ServerOpts),
+    DeleteServer(ServiceKey, Ipv4Addr, u16),
+    /// `-Z [service]`
+    Zero(Option<ServiceKey>),
+    /// `--set tcp tcpfin udp`
+    SetTimeouts(u32, u32, u32),
+    /// `-L [service]`
+    List(Option<ServiceKey>, ListFormat),
+    /// `-S [-n]`
+    Save(bool),
+    /// `-R`: commands read from standard input.
+    Restore,
+}
+
+impl Command {
+    /// True for commands that change the configuration.
+    pub fn is_change(&self) -> bool {
+        !matches!(
+            self,
+            Command::List(..) | Command::Save(_) | Command::Restore
+        )
+    }
+}
