@@ -17,8 +17,18 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub enum Request {
     Status,
     Counters,
-    /// Virtual services with their real servers and counters.
-    Services,
+    /// ipvsadm commands, applied all or nothing.
+    Ipvs {
+        commands: Vec<crate::ipvsadm::Command>,
+    },
+    /// The services (one, or all) with counters and rates, for -L and -S.
+    List {
+        service: Option<crate::ipvsadm::ServiceKey>,
+    },
+    /// Every worker's connections, for -L -c.
+    Connections,
+    /// The running configuration as YAML.
+    ConfigYaml,
     /// Re-read the config file and apply it (as SIGHUP does).
     Reload,
 }
@@ -28,9 +38,26 @@ pub enum Request {
 pub enum Response {
     Status(Status),
     Counters(Counters),
-    Services { services: Vec<ServiceStatus> },
-    Reloaded { generation: u64 },
-    Error { message: String },
+    Applied {
+        generation: u64,
+    },
+    Listing {
+        services: Vec<crate::ipvsadm::format::ServiceView>,
+        timeouts: (u32, u32, u32),
+        size: usize,
+    },
+    Connections {
+        conns: Vec<crate::ipvsadm::format::ConnView>,
+    },
+    ConfigYaml {
+        yaml: String,
+    },
+    Reloaded {
+        generation: u64,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,100 +86,6 @@ pub struct PortStatus {
     pub mac: String,
     pub mtu: u16,
     pub addresses: Vec<String>,
-}
-
-/// Traffic counters summed over workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct TrafficStats {
-    pub conns: u64,
-    pub inpkts: u64,
-    pub outpkts: u64,
-    pub inbytes: u64,
-    pub outbytes: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceStatus {
-    pub protocol: String,
-    pub vip: String,
-    pub port: u16,
-    pub scheduler: String,
-    pub flags: Vec<String>,
-    pub persistence: Option<(u32, String)>,
-    pub local_addresses: Vec<String>,
-    pub stats: TrafficStats,
-    pub real_servers: Vec<RealServerStatus>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RealServerStatus {
-    pub address: String,
-    pub port: u16,
-    pub forward: String,
-    pub weight: u32,
-    pub upper_threshold: u32,
-    pub lower_threshold: u32,
-    pub active: u64,
-    pub inactive: u64,
-    pub persist: u64,
-    pub stats: TrafficStats,
-}
-
-fn traffic(t: &[&dataplane::ipvs::stats::Traffic]) -> TrafficStats {
-    let mut s = TrafficStats::default();
-    for x in t {
-        s.conns += x.conns.get();
-        s.inpkts += x.inpkts.get();
-        s.outpkts += x.outpkts.get();
-        s.inbytes += x.inbytes.get();
-        s.outbytes += x.outbytes.get();
-    }
-    s
-}
-
-/// Services of `table` with every worker's counters summed.
-pub fn read_services(
-    table: &dataplane::ipvs::service::IpvsTable,
-    stats: &[Arc<dataplane::ipvs::stats::IpvsStats>],
-) -> Vec<ServiceStatus> {
-    table
-        .services
-        .iter()
-        .map(|s| ServiceStatus {
-            protocol: s.proto.name().to_string(),
-            vip: s.vip.to_string(),
-            port: s.port,
-            scheduler: s.sched.name().to_string(),
-            flags: s.flags.names().iter().map(|f| f.to_string()).collect(),
-            persistence: s.persistence.map(|p| (p.timeout, p.netmask.to_string())),
-            local_addresses: s.local_addrs.iter().map(|a| a.to_string()).collect(),
-            stats: traffic(
-                &stats
-                    .iter()
-                    .map(|w| &w.services[s.slot as usize])
-                    .collect::<Vec<_>>(),
-            ),
-            real_servers: s
-                .dests
-                .iter()
-                .map(|d| {
-                    let per: Vec<_> = stats.iter().map(|w| &w.dests[d.slot as usize]).collect();
-                    RealServerStatus {
-                        address: d.addr.to_string(),
-                        port: d.port,
-                        forward: d.fwd.ipvsadm_name().to_string(),
-                        weight: d.weight,
-                        upper_threshold: d.u_threshold,
-                        lower_threshold: d.l_threshold,
-                        active: per.iter().map(|c| c.active.get()).sum(),
-                        inactive: per.iter().map(|c| c.inactive.get()).sum(),
-                        persist: per.iter().map(|c| c.persist.get()).sum(),
-                        stats: traffic(&per.iter().map(|c| &c.traffic).collect::<Vec<_>>()),
-                    }
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -445,7 +378,11 @@ mod tests {
 
     #[test]
     fn every_response_encodes() {
-        let r = Response::Services { services: vec![] };
+        let r = Response::Listing {
+            services: vec![],
+            timeouts: (900, 120, 300),
+            size: 4096,
+        };
         let s = serde_json::to_string(&Envelope {
             v: 1,
             body: r.clone(),

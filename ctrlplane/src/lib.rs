@@ -4,5 +4,6 @@
 
 pub mod config;
 pub mod ctl;
+pub mod director;
 pub mod ipvsadm;
 pub mod snapshot;

@@ -22,11 +22,27 @@ pub const BURST: usize = 32;
 /// How often the worker runs its timers (neighbour retries), in milliseconds.
 pub const TICK_MS: u64 = 100;
 
-/// Messages between workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One connection as listed by `ipvsadm -L -c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnDump {
+    pub proto: u8,
+    pub caddr: std::net::Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: std::net::Ipv4Addr,
+    pub vport: u16,
+    pub daddr: std::net::Ipv4Addr,
+    pub dport: u16,
+    pub state: &'static str,
+    pub expires_in: u32,
+}
+
+/// Messages to a worker.
+#[derive(Debug, Clone)]
 pub enum Msg {
     /// A neighbour learned by another worker.
     Neigh(Learned),
+    /// The control plane asks for this worker's connections (answered between bursts).
+    DumpConns(crossbeam::channel::Sender<Vec<ConnDump>>),
 }
 
 /// One bounded lock-free queue per worker. A full mailbox drops the message: everything
@@ -44,10 +60,17 @@ impl Mailboxes {
                 .collect(),
         }
     }
+    /// Posts to one worker; false when its mailbox is full.
+    pub fn post(&self, to: usize, msg: Msg) -> bool {
+        self.boxes.get(to).is_some_and(|b| b.push(msg).is_ok())
+    }
+    pub fn workers(&self) -> usize {
+        self.boxes.len()
+    }
     pub fn post_others(&self, from: usize, msg: Msg) {
         for (i, b) in self.boxes.iter().enumerate() {
             if i != from {
-                let _ = b.push(msg);
+                let _ = b.push(msg.clone());
             }
         }
     }
@@ -145,6 +168,9 @@ impl<F: Frame> WorkerCore<F> {
         }
         while let Some(msg) = self.mail.pop(self.id) {
             match msg {
+                Msg::DumpConns(reply) => {
+                    let _ = reply.send(self.ipvs.dump(now));
+                }
                 Msg::Neigh(l) => {
                     self.net.neigh.learn(
                         l.ip,

@@ -1,67 +1,244 @@
-//! rvsadm: the administration CLI of rvsd. It will speak ipvsadm's command line for
-//! virtual services; today it reads the daemon's status and dataplane counters and asks
-//! for a reload.
+//! rvsadm: administers rvsd with ipvsadm's command line and output, plus a few rvs
+//! options (--status, --counters, --reload, --save-config, --socket, --json).
 
-use anyhow::Result;
-use clap::{ArgGroup, Parser};
 use ctrlplane::ctl::{self, Counters, Request, Response, Status};
+use ctrlplane::ipvsadm::{format, parse, Command};
+use std::io::Read;
 use std::path::PathBuf;
 
-#[derive(Parser, Debug)]
-#[command(name = "rvsadm", version = rvs::VERSION, about = "Administer rvsd, the Rust Virtual Server daemon")]
-#[command(group(ArgGroup::new("command").required(true).args(["status", "counters", "reload"])))]
-struct Args {
-    /// Show the daemon, its ports and EAL arguments.
-    #[arg(long)]
-    status: bool,
-    /// Show per-worker and per-port packet counters and drops by reason.
-    #[arg(long)]
-    counters: bool,
-    /// Re-read the daemon's configuration file and apply it (like SIGHUP).
-    #[arg(long)]
-    reload: bool,
-    /// Print the raw JSON answer instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// rvsd's control socket.
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "RVS_SOCKET",
-        default_value = "/run/rvs/rvsd.sock"
-    )]
+const USAGE: &str = "rvsadm (ipvsadm-compatible administration of rvsd)
+Usage:
+  rvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags] [--laddr ADDR[,ADDR...]] [--toa]
+  rvsadm -D virtual-service
+  rvsadm -C
+  rvsadm -R
+  rvsadm -S [-n]
+  rvsadm -a|e virtual-service -r server-address [options]
+  rvsadm -d virtual-service -r server-address
+  rvsadm -L|l [virtual-service] [options]
+  rvsadm -Z [virtual-service]
+  rvsadm --set tcp tcpfin udp
+  rvsadm --status | --counters | --reload | --save-config FILE
+Options:
+  --tcp-service  -t service-address   service-address is host[:port]
+  --udp-service  -u service-address
+  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos (default wlc)
+  --persistent   -p [timeout]         persistent service (default 360 s)
+  --netmask      -M netmask           persistent granularity mask
+  --sched-flags  -b flags             sh-fallback, sh-port, mh-fallback, mh-port
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --fullnat                           full NAT (rvs), with the service's --laddr local addresses
+  --weight       -w weight            capacity of real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --numeric      -n                   numeric output of addresses and ports
+  --connection   -c                   output of current IPVS connections
+  --stats / --rate / --thresholds / --persistent-conn / --timeout / --exact / --sort
+  --socket PATH                       rvsd's control socket (or RVS_SOCKET; default /run/rvs/rvsd.sock)
+  --json                              raw JSON answers for --status and --counters
+";
+
+struct Opts {
     socket: PathBuf,
+    json: bool,
+    rvs_cmd: Option<RvsCmd>,
+    rest: Vec<String>,
+}
+
+enum RvsCmd {
+    Status,
+    Counters,
+    Reload,
+    SaveConfig(PathBuf),
+}
+
+fn usage_error(msg: &str) -> ! {
+    eprintln!("rvsadm: {msg}\nTry `rvsadm -h' or 'rvsadm --help' for more information.");
+    std::process::exit(2);
+}
+
+fn split_options(args: Vec<String>) -> Opts {
+    let mut o = Opts {
+        socket: std::env::var_os("RVS_SOCKET")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/run/rvs/rvsd.sock")),
+        json: false,
+        rvs_cmd: None,
+        rest: Vec::new(),
+    };
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let mut set = |c: RvsCmd| {
+            if o.rvs_cmd.is_some() {
+                usage_error("only one command may be given at a time");
+            }
+            o.rvs_cmd = Some(c);
+        };
+        match a.as_str() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            "-v" | "--version" => {
+                println!(
+                    "rvsadm {} (ipvsadm 1.31 command line, IPVS {})",
+                    rvs::VERSION,
+                    format::IPVS_VERSION
+                );
+                std::process::exit(0);
+            }
+            "--socket" => {
+                o.socket = it
+                    .next()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| usage_error("--socket needs a path"))
+            }
+            s if s.starts_with("--socket=") => o.socket = PathBuf::from(&s[9..]),
+            "--json" => o.json = true,
+            "--status" => set(RvsCmd::Status),
+            "--counters" => set(RvsCmd::Counters),
+            "--reload" => set(RvsCmd::Reload),
+            "--save-config" => {
+                let f = it
+                    .next()
+                    .unwrap_or_else(|| usage_error("--save-config needs a file name"));
+                set(RvsCmd::SaveConfig(PathBuf::from(f)))
+            }
+            _ => o.rest.push(a),
+        }
+    }
+    if o.rvs_cmd.is_some() && !o.rest.is_empty() {
+        usage_error(&format!(
+            "unexpected arguments with an rvs command: {}",
+            o.rest.join(" ")
+        ));
+    }
+    o
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(&args) {
-        eprintln!("rvsadm: {e:#}");
-        std::process::exit(1);
-    }
+    let o = split_options(std::env::args().skip(1).collect());
+    let code = match run(&o) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    };
+    std::process::exit(code);
 }
 
-fn run(args: &Args) -> Result<()> {
-    let req = if args.status {
-        Request::Status
-    } else if args.counters {
-        Request::Counters
-    } else {
-        Request::Reload
+fn call(o: &Opts, req: Request) -> Result<Response, String> {
+    ctl::call(&o.socket, &req).map_err(|e| match e {
+        ctl::CtlError::Remote(m) => m,
+        e => format!("rvsadm: {e}"),
+    })
+}
+
+fn run(o: &Opts) -> Result<(), String> {
+    if let Some(c) = &o.rvs_cmd {
+        return run_rvs(o, c);
+    }
+    let cmd = parse::parse(&o.rest).unwrap_or_else(|e| usage_error(&e.0));
+    match cmd {
+        Command::List(key, f) => {
+            if f.timeout {
+                let Response::Listing {
+                    timeouts: (a, b, c),
+                    ..
+                } = call(o, Request::List { service: None })?
+                else {
+                    return Err("unexpected answer".into());
+                };
+                print!("{}", format::timeouts(a, b, c));
+            } else if f.connections {
+                let Response::Connections { mut conns } = call(o, Request::Connections)? else {
+                    return Err("unexpected answer".into());
+                };
+                conns.sort_by_key(|c| {
+                    (
+                        c.proto,
+                        u32::from(c.caddr),
+                        c.cport,
+                        u32::from(c.vaddr),
+                        c.vport,
+                    )
+                });
+                print!("{}", format::connections(&conns, f.numeric));
+            } else {
+                let Response::Listing { services, size, .. } =
+                    call(o, Request::List { service: key })?
+                else {
+                    return Err("unexpected answer".into());
+                };
+                print!("{}", format::list(&services, &f, size));
+            }
+        }
+        Command::Save(numeric) => {
+            let Response::Listing { services, .. } = call(o, Request::List { service: None })?
+            else {
+                return Err("unexpected answer".into());
+            };
+            print!("{}", format::save(&services, numeric));
+        }
+        Command::Restore => {
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|e| format!("rvsadm: reading standard input: {e}"))?;
+            let mut commands = Vec::new();
+            for (n, line) in input.lines().enumerate() {
+                match parse::parse_line(line) {
+                    Ok(Some(c)) if c.is_change() => commands.push(c),
+                    Ok(Some(_)) => {
+                        return Err(format!(
+                            "rvsadm: line {}: only changes can be restored: {line}",
+                            n + 1
+                        ))
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(format!("rvsadm: line {}: {}: {line}", n + 1, e.0)),
+                }
+            }
+            call(o, Request::Ipvs { commands })?;
+        }
+        c => {
+            call(o, Request::Ipvs { commands: vec![c] })?;
+        }
+    }
+    Ok(())
+}
+
+fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
+    let req = match c {
+        RvsCmd::Status => Request::Status,
+        RvsCmd::Counters => Request::Counters,
+        RvsCmd::Reload => Request::Reload,
+        RvsCmd::SaveConfig(_) => Request::ConfigYaml,
     };
-    let resp = ctl::call(&args.socket, &req)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&resp)?);
+    let resp = call(o, req)?;
+    if o.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&resp).map_err(|e| e.to_string())?
+        );
         return Ok(());
     }
-    match resp {
-        Response::Status(s) => print!("{}", format_status(&s)),
-        Response::Counters(c) => print!("{}", format_counters(&c)),
-        Response::Services { services } => println!("{}", serde_json::to_string_pretty(&services)?),
-        Response::Reloaded { generation } => {
+    match (resp, c) {
+        (Response::Status(s), _) => print!("{}", format_status(&s)),
+        (Response::Counters(c), _) => print!("{}", format_counters(&c)),
+        (Response::Reloaded { generation }, _) => {
             println!("configuration reloaded (generation {generation})")
         }
-        Response::Error { message } => anyhow::bail!("rvsd answered: {message}"),
+        (Response::ConfigYaml { yaml }, RvsCmd::SaveConfig(path)) => {
+            std::fs::write(path, yaml)
+                .map_err(|e| format!("rvsadm: cannot write {}: {e}", path.display()))?;
+            println!("running configuration saved to {}", path.display());
+        }
+        (other, _) => return Err(format!("rvsadm: unexpected answer {other:?}")),
     }
     Ok(())
 }
@@ -87,13 +264,20 @@ fn format_status(s: &Status) -> String {
 
 fn format_counters(c: &Counters) -> String {
     let mut o = format!(
-        "{:<7} {:>12} {:>14} {:>12} {:>14} {:>6}\n",
-        "Worker", "RxPkts", "RxBytes", "TxPkts", "TxBytes", "Gen"
+        "{:<7} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>6}\n",
+        "Worker", "RxPkts", "RxBytes", "TxPkts", "TxBytes", "Conns", "Redirects", "Gen"
     );
     for w in &c.workers {
         o += &format!(
-            "{:<7} {:>12} {:>14} {:>12} {:>14} {:>6}\n",
-            w.worker, w.rx_packets, w.rx_bytes, w.tx_packets, w.tx_bytes, w.generation
+            "{:<7} {:>12} {:>14} {:>12} {:>14} {:>10} {:>10} {:>6}\n",
+            w.worker,
+            w.rx_packets,
+            w.rx_bytes,
+            w.tx_packets,
+            w.tx_bytes,
+            w.connections,
+            w.redirected_out,
+            w.generation
         );
     }
     o += &format!(

@@ -6,11 +6,11 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use ctrlplane::config::Config;
 use ctrlplane::ctl::{self, PortStatus, Request, Response, Status};
-use ctrlplane::snapshot::{self as snapbuild, PortHw};
+use ctrlplane::director::Director;
+use ctrlplane::snapshot::PortHw;
 use dataplane::io::{self, Eal, MbufPool, Port, PortParams, WorkerCtx};
 use dataplane::ipvs::stats::IpvsStats;
 use dataplane::params::EalParams;
-use dataplane::snapshot::SnapshotCell;
 use dataplane::stats::WorkerStats;
 use dataplane::worker::{Mailboxes, Redirect};
 use std::path::PathBuf;
@@ -80,10 +80,7 @@ fn run(args: Args) -> Result<()> {
 }
 
 struct Daemon {
-    cfg: Arc<Mutex<Config>>,
-    config_path: PathBuf,
-    cell: Arc<SnapshotCell>,
-    builder: Arc<Mutex<snapbuild::Builder>>,
+    director: Arc<Mutex<Director>>,
     stats: Vec<Arc<WorkerStats>>,
     ipvs_stats: Vec<Arc<IpvsStats>>,
     stop: Arc<AtomicBool>,
@@ -129,14 +126,22 @@ impl Daemon {
                 mtu: p.mtu,
             })
             .collect();
-        let mut builder = snapbuild::Builder::default();
-        let cell = Arc::new(SnapshotCell::new(builder.build(&cfg, &hw, |_| false)));
         let mail = Arc::new(Mailboxes::new(w, 1024));
         let redirect = Arc::new(Redirect::new(w, 4096));
         let stats: Vec<Arc<WorkerStats>> =
             (0..w).map(|_| Arc::new(WorkerStats::default())).collect();
         let ipvs_stats: Vec<Arc<IpvsStats>> =
             (0..w).map(|_| Arc::new(IpvsStats::default())).collect();
+        let conn_capacity = cfg.ipvs.connections;
+        let (idle, burst) = (cfg.dataplane.idle, cfg.dataplane.burst);
+        let director = Director::new(
+            cfg,
+            config_path,
+            hw.clone(),
+            ipvs_stats.clone(),
+            Some(mail.clone()),
+        );
+        let cell = director.cell();
         let stop = Arc::new(AtomicBool::new(false));
         let ctxs = (0..w)
             .map(|i| WorkerCtx {
@@ -149,18 +154,15 @@ impl Daemon {
                 redirect: redirect.clone(),
                 stats: stats[i].clone(),
                 ipvs_stats: ipvs_stats[i].clone(),
-                conn_capacity: cfg.ipvs.connections,
+                conn_capacity,
                 stop: stop.clone(),
-                idle: cfg.dataplane.idle,
-                burst: cfg.dataplane.burst,
+                idle,
+                burst,
             })
             .collect();
         let workers = io::launch_workers(ctxs)?;
         let mut d = Daemon {
-            cfg: Arc::new(Mutex::new(cfg)),
-            config_path,
-            cell,
-            builder: Arc::new(Mutex::new(builder)),
+            director: Arc::new(Mutex::new(director)),
             stats,
             ipvs_stats,
             stop,
@@ -174,56 +176,73 @@ impl Daemon {
     }
 
     fn start_control(&self, eal_args: Vec<String>, hw: Vec<PortHw>) -> Result<ctl::Server> {
-        let cfg = self.cfg.clone();
-        let cell = self.cell.clone();
+        let director = self.director.clone();
         let stats = self.stats.clone();
         let ipvs_stats = self.ipvs_stats.clone();
-        let builder = self.builder.clone();
-        let path = self.config_path.clone();
         let started = Instant::now();
-        let socket = cfg.lock().expect("config lock").control.socket.clone();
-        let server = ctl::Server::start(&socket, move |req| match req {
-            Request::Status => {
-                let c = cfg.lock().expect("config lock");
-                Response::Status(Status {
+        let socket = director
+            .lock()
+            .expect("director lock")
+            .cfg
+            .control
+            .socket
+            .clone();
+        let server = ctl::Server::start(&socket, move |req| {
+            let Ok(mut d) = director.lock() else {
+                return Response::Error {
+                    message: "internal error: director lock poisoned".into(),
+                };
+            };
+            match req {
+                Request::Status => Response::Status(Status {
                     version: rvs::VERSION.to_string(),
                     pid: std::process::id(),
                     uptime_s: started.elapsed().as_secs(),
                     workers: stats.len(),
-                    generation: cell.generation(),
-                    config: path.display().to_string(),
-                    ports: c
+                    generation: d.cell().generation(),
+                    config: d.config_path.display().to_string(),
+                    ports: d
+                        .cfg
                         .ports
                         .iter()
                         .zip(&hw)
                         .map(|(p, h)| PortStatus {
                             name: p.name.clone(),
-                            device: c.eal_device(p),
+                            device: d.cfg.eal_device(p),
                             mac: h.mac.to_string(),
                             mtu: h.mtu,
                             addresses: p.addresses.iter().map(|a| a.0.to_string()).collect(),
                         })
                         .collect(),
                     eal_args: eal_args.clone(),
-                })
+                }),
+                Request::Counters => {
+                    let names: Vec<String> = d.cfg.ports.iter().map(|p| p.name.clone()).collect();
+                    Response::Counters(ctl::read_counters(&stats, &ipvs_stats, &names))
+                }
+                Request::Ipvs { commands } => match d.apply(&commands) {
+                    Ok(generation) => Response::Applied { generation },
+                    Err(message) => Response::Error { message },
+                },
+                Request::List { service } => match d.services(service) {
+                    Ok(services) => Response::Listing {
+                        services,
+                        timeouts: d.timeouts(),
+                        size: d.table_size(),
+                    },
+                    Err(message) => Response::Error { message },
+                },
+                Request::Connections => Response::Connections {
+                    conns: d.connections(),
+                },
+                Request::ConfigYaml => Response::ConfigYaml {
+                    yaml: d.config_yaml(),
+                },
+                Request::Reload => match d.reload() {
+                    Ok(generation) => Response::Reloaded { generation },
+                    Err(message) => Response::Error { message },
+                },
             }
-            Request::Counters => {
-                let names: Vec<String> = cfg
-                    .lock()
-                    .expect("config lock")
-                    .ports
-                    .iter()
-                    .map(|p| p.name.clone())
-                    .collect();
-                Response::Counters(ctl::read_counters(&stats, &ipvs_stats, &names))
-            }
-            Request::Services => Response::Services {
-                services: ctl::read_services(&cell.load().ipvs, &ipvs_stats),
-            },
-            Request::Reload => match reload(&cfg, &cell, &builder, &ipvs_stats, &path, &hw) {
-                Ok(generation) => Response::Reloaded { generation },
-                Err(e) => Response::Error { message: e },
-            },
         })?;
         tracing::info!(socket = %socket.display(), "control socket listening");
         Ok(server)
@@ -238,26 +257,20 @@ impl Daemon {
         signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
             .context("installing SIGHUP handler")?;
         tracing::info!(pid = std::process::id(), "rvsd running");
+        let mut next_estimate = Instant::now() + Duration::from_secs(2);
         while !term.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
             if hup.swap(false, Ordering::Relaxed) {
-                let hw: Vec<PortHw> = self
-                    .ports
-                    .iter()
-                    .map(|p| PortHw {
-                        mac: p.mac,
-                        mtu: p.mtu,
-                    })
-                    .collect();
-                if let Err(e) = reload(
-                    &self.cfg,
-                    &self.cell,
-                    &self.builder,
-                    &self.ipvs_stats,
-                    &self.config_path,
-                    &hw,
-                ) {
-                    tracing::error!("reload rejected, running configuration unchanged: {e}");
+                if let Ok(mut d) = self.director.lock() {
+                    if let Err(e) = d.reload() {
+                        tracing::error!("reload rejected, running configuration unchanged: {e}");
+                    }
+                }
+            }
+            if Instant::now() >= next_estimate {
+                next_estimate += Duration::from_secs(2);
+                if let Ok(mut d) = self.director.lock() {
+                    d.estimate();
                 }
             }
         }
@@ -284,40 +297,4 @@ impl Drop for Daemon {
             let _ = self.shutdown();
         }
     }
-}
-
-/// Re-reads the config file, validates it completely and publishes the new snapshot.
-/// On any error the running configuration stays as it is.
-fn reload(
-    cfg: &Mutex<Config>,
-    cell: &SnapshotCell,
-    builder: &Mutex<snapbuild::Builder>,
-    ipvs_stats: &[Arc<IpvsStats>],
-    path: &std::path::Path,
-    hw: &[PortHw],
-) -> Result<u64, String> {
-    let mut next = Config::load(path).map_err(|e| e.to_string())?;
-    let mut cur = cfg.lock().map_err(|_| "config lock poisoned".to_string())?;
-    next.control = cur.control.clone(); // the socket may have been overridden on the command line
-    if let Some(why) = snapbuild::restart_needed(&cur, &next) {
-        return Err(format!(
-            "{}: {why}; restart rvsd to apply it",
-            path.display()
-        ));
-    }
-    // A real-server slot is busy while any worker still counts connections on it.
-    let in_use = |slot: u32| {
-        ipvs_stats.iter().any(|w| {
-            let d = &w.dests[slot as usize];
-            d.active.get() + d.inactive.get() + d.persist.get() > 0
-        })
-    };
-    let snap = builder
-        .lock()
-        .map_err(|_| "builder lock poisoned".to_string())?
-        .build(&next, hw, in_use);
-    let g = cell.publish(snap);
-    *cur = next;
-    tracing::info!(generation = g, "configuration reloaded");
-    Ok(g)
 }

@@ -400,9 +400,12 @@ impl Rvsd {
         }
     }
 
-    pub fn services(&self) -> Vec<ctrlplane::ctl::ServiceStatus> {
-        match ctrlplane::ctl::call(&self.socket, &ctrlplane::ctl::Request::Services) {
-            Ok(ctrlplane::ctl::Response::Services { services }) => services,
+    pub fn services(&self) -> Vec<ctrlplane::ipvsadm::format::ServiceView> {
+        match ctrlplane::ctl::call(
+            &self.socket,
+            &ctrlplane::ctl::Request::List { service: None },
+        ) {
+            Ok(ctrlplane::ctl::Response::Listing { services, .. }) => services,
             other => panic!("services: {other:?}"),
         }
     }

@@ -1158,6 +1158,29 @@ impl IpvsWorker {
         }
     }
 
+    /// Every connection and template of this worker, for `ipvsadm -L -c`.
+    pub fn dump(&self, now_ms: u64) -> Vec<crate::worker::ConnDump> {
+        let now_s = (now_ms / 1000) as u32;
+        self.conns
+            .iter()
+            .map(|(_, c)| crate::worker::ConnDump {
+                proto: c.proto,
+                caddr: c.caddr.into(),
+                cport: c.cport,
+                vaddr: c.vaddr.into(),
+                vport: c.vport,
+                daddr: c.daddr.into(),
+                dport: c.dport,
+                state: if c.proto == protocol::UDP {
+                    "UDP"
+                } else {
+                    TcpState::from_u8(c.state).name()
+                },
+                expires_in: c.expires.saturating_sub(now_s),
+            })
+            .collect()
+    }
+
     /// Number of connections per real-server slot of this worker (for tests and lists).
     pub fn dest_counts(&self, slot: u32) -> (u32, u32, u32) {
         self.dests
