@@ -28,21 +28,27 @@ struct Est {
 
 impl Est {
     fn update(&mut self, now: [u64; 5]) {
-        for i in 0..5 {
-            let delta = now[i].saturating_sub(self.last[i]) as i64;
+        for (i, ((avg, last), n)) in self
+            .avg
+            .iter_mut()
+            .zip(self.last.iter_mut())
+            .zip(now)
+            .enumerate()
+        {
+            let delta = n.saturating_sub(*last) as i64;
             // packets/conns: << 9 (x1024 / 2 s); bytes: << 4 (x32 / 2 s)
             let rate = if i >= 3 { delta << 4 } else { delta << 9 };
-            self.avg[i] += (rate - self.avg[i]) >> 2;
-            self.last[i] = now[i];
+            *avg += (rate - *avg) >> 2;
+            *last = n;
         }
     }
     fn read(&self) -> Five {
         let mut o = [0u64; 5];
-        for i in 0..5 {
-            o[i] = if i >= 3 {
-                ((self.avg[i] + 0xF) >> 5).max(0) as u64
+        for (i, (out, avg)) in o.iter_mut().zip(self.avg).enumerate() {
+            *out = if i >= 3 {
+                ((avg + 0xF) >> 5).max(0) as u64
             } else {
-                ((self.avg[i] + 0x1FF) >> 10).max(0) as u64
+                ((avg + 0x1FF) >> 10).max(0) as u64
             };
         }
         Five(o)
