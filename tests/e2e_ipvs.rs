@@ -6,103 +6,14 @@
 //! director's 198.18.1.2), VIP 198.18.1.100, real servers 198.18.0.11-13/24, director
 //! 198.18.0.2/24 on the server side, FULLNAT local address 198.18.0.3.
 
-use std::path::Path;
 use std::time::Duration;
-use testkit::net::{self, get_many, tally, v4, HttpConn, HttpServer};
-use testkit::{Host, Topology};
+use testkit::lab::{lab as lab_with, rs_list, Lab, Mode, VIP};
+use testkit::net::{self, get_many, tally, v4, HttpConn};
 
 const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
-const VIP: &str = "198.18.1.100";
 
-struct Lab {
-    t: Topology,
-    client: Host,
-    rs: Vec<Host>,
-    _servers: Vec<HttpServer>,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    Nat,
-    Dr,
-    FullNat,
-}
-
-/// Builds the topology, configures the real servers for `mode` and starts rvsd with
-/// `services` (YAML list items, indented by 2) and `workers`.
 fn lab(mode: Mode, services: &str, workers: usize) -> Lab {
-    let mut t = Topology::new();
-    let client = t.add_host("client", Some("198.18.1.1/24"));
-    client.run(&["ip", "route", "add", "default", "via", "198.18.1.2"]);
-    let dir = t.add_host("dir", None);
-    let mut rs = Vec::new();
-    let mut servers = Vec::new();
-    for i in 0..3 {
-        let h = t.add_host(
-            &format!("rs{}", i + 1),
-            Some(&format!("198.18.0.{}/24", 11 + i)),
-        );
-        match mode {
-            Mode::Nat => {
-                h.run(&["ip", "route", "add", "default", "via", "198.18.0.2"]);
-            }
-            Mode::Dr => {
-                // The VIP on loopback, never announced: the classic LVS-DR real server.
-                for (k, v) in [
-                    ("all.arp_ignore", "1"),
-                    ("all.arp_announce", "2"),
-                    ("eth0.arp_ignore", "1"),
-                    ("eth0.arp_announce", "2"),
-                ] {
-                    h.run(&["sysctl", "-qw", &format!("net.ipv4.conf.{k}={v}")]);
-                }
-                h.run(&["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-                h.run(&["ip", "route", "add", "198.18.1.0/24", "dev", "eth0"]);
-            }
-            Mode::FullNat => {} // no route to the client subnet at all
-        }
-        let bind = if mode == Mode::Dr {
-            v4("0.0.0.0", 80)
-        } else {
-            v4(&format!("198.18.0.{}", 11 + i), 80)
-        };
-        servers.push(HttpServer::start(&h.ns, bind, &format!("rs{}", i + 1)));
-        rs.push(h);
-    }
-    let cfg = format!(
-        r#"
-eal: {{ cores: "0-1", file_prefix: rvst, hugepages: auto, memory_mb: 256 }}
-dataplane: {{ workers: {workers}, idle: adaptive, mbufs: 8191, rx_desc: 512, tx_desc: 512 }}
-ipvs: {{ connections: 65536 }}
-ports:
-  - name: lan0
-    device: "net_af_packet0,iface=eth0"
-    addresses: ["198.18.0.2/24", "198.18.1.2/24"]
-control: {{ socket: "{{SOCKET}}" }}
-services:
-{services}
-"#
-    );
-    t.start_rvsd(&dir, Path::new(RVSD), &cfg);
-    Lab {
-        t,
-        client,
-        rs,
-        _servers: servers,
-    }
-}
-
-fn rs_list(fwd: &str, weights: &[u32]) -> String {
-    weights
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            format!(
-                "      - {{ address: \"198.18.0.{}:80\", forward: {fwd}, weight: {w} }}\n",
-                11 + i
-            )
-        })
-        .collect()
+    lab_with(std::path::Path::new(RVSD), mode, services, workers)
 }
 
 /// Each server's count within `slack` of `want` (0 slack: exact). Every worker schedules
@@ -180,7 +91,7 @@ fn fullnat_sources_from_the_lip_and_carries_toa(workers: usize) {
     let m = tally(&res);
     near(&m, &[10, 10, 10], workers);
     // The real server saw the LIP as the peer, and a TOA option naming the client.
-    let peers = l._servers[0].peers.lock().unwrap().clone();
+    let peers = l.servers[0].peers.lock().unwrap().clone();
     assert_eq!(peers.len(), counts(&m)[0]);
     assert!(
         peers.iter().all(|p| p.ip().to_string() == "198.18.0.3"),
