@@ -362,3 +362,97 @@ fn reloads_under_load_lose_no_connection() {
         "only {reloads} reloads happened during the load"
     );
 }
+
+/// GET http://127.0.0.1:9469/metrics inside the director's namespace.
+fn scrape(l: &Lab) -> String {
+    let dir_ns = format!("{}-dir", l.t.id);
+    net::in_ns(&dir_ns, || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9469").expect("metrics endpoint");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    })
+}
+
+fn metric(text: &str, line_start: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in\n{text}"))
+}
+
+#[test]
+fn metrics_follow_traffic_and_match_rvsadm() {
+    let l = nat_lab(&[1, 1, 1], 2);
+    let svc = "rvs_service_connections_total{proto=\"tcp\",vip=\"198.18.1.100:80\"}";
+    let before = scrape(&l);
+    assert!(
+        before.starts_with("HTTP/1.1 200") || before.starts_with("HTTP/1.0 200"),
+        "{before}"
+    );
+    assert_eq!(metric(&before, svc), 0);
+    tally(&get_many(&l.client.ns, v4(VIP, 80), 30));
+    let mid = scrape(&l);
+    assert_eq!(metric(&mid, svc), 30);
+    tally(&get_many(&l.client.ns, v4(VIP, 80), 12));
+    // Closing handshakes may still be in flight: wait until two scrapes agree.
+    let mut after = scrape(&l);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let again = scrape(&l);
+        let body = |t: &str| {
+            t.lines()
+                .filter(|l| l.starts_with("rvs_service_"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        if body(&again) == body(&after) {
+            break;
+        }
+        after = again;
+    }
+    assert_eq!(metric(&after, svc), 42, "counters increase with traffic");
+    // The same numbers as rvsadm -L --stats --exact shows.
+    let stats = ok(&l, &["-L", "-n", "--stats", "--exact"]);
+    let row: Vec<u64> = stats
+        .lines()
+        .nth(3)
+        .unwrap()
+        .split_whitespace()
+        .skip(2)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let m = |n: &str| {
+        metric(
+            &after,
+            &format!("rvs_service_{n}_total{{proto=\"tcp\",vip=\"198.18.1.100:80\"}}"),
+        )
+    };
+    assert_eq!(
+        row,
+        vec![
+            m("connections"),
+            m("packets_in"),
+            m("packets_out"),
+            m("bytes_in"),
+            m("bytes_out")
+        ],
+        "{stats}\n{after}"
+    );
+    let rs1 = stats
+        .lines()
+        .nth(4)
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert_eq!(rs1, metric(&after, "rvs_real_server_connections_total{proto=\"tcp\",vip=\"198.18.1.100:80\",rs=\"198.18.0.11:80\"}"));
+    assert!(after.contains("rvs_worker_rx_packets_total{worker=\"1\"}"));
+    assert!(after.contains("rvs_port_tx_packets_total{worker=\"0\",port=\"lan0\"}"));
+}

@@ -6,4 +6,5 @@ pub mod config;
 pub mod ctl;
 pub mod director;
 pub mod ipvsadm;
+pub mod metrics;
 pub mod snapshot;

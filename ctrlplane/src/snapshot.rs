@@ -224,6 +224,9 @@ pub fn restart_needed(running: &Config, next: &Config) -> Option<String> {
     if running.control != next.control {
         return Some("the control section changed".into());
     }
+    if running.metrics != next.metrics {
+        return Some("metrics.listen changed".into());
+    }
     if running.ipvs.connections != next.ipvs.connections {
         return Some("ipvs.connections changed (the tables are allocated at start)".into());
     }

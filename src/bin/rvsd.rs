@@ -86,6 +86,7 @@ struct Daemon {
     stop: Arc<AtomicBool>,
     // Field order is drop order: workers are joined explicitly before these go.
     server: Option<ctl::Server>,
+    metrics: Option<ctrlplane::metrics::MetricsServer>,
     ports: Vec<Port>,
     _eal: Eal,
     workers: Option<io::WorkerHandles>,
@@ -167,11 +168,30 @@ impl Daemon {
             ipvs_stats,
             stop,
             server: None,
+            metrics: None,
             ports,
             _eal: eal,
             workers: Some(workers),
         };
         d.server = Some(d.start_control(params.args(), hw)?);
+        let listen = d
+            .director
+            .lock()
+            .map(|x| x.cfg.metrics.listen.clone())
+            .unwrap_or_default();
+        if !listen.is_empty() {
+            let addr = listen
+                .parse()
+                .with_context(|| format!("metrics.listen {listen:?}"))?;
+            let m = ctrlplane::metrics::MetricsServer::start(
+                addr,
+                d.director.clone(),
+                d.stats.clone(),
+                d.ipvs_stats.clone(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            d.metrics = Some(m);
+        }
         Ok(d)
     }
 
@@ -280,6 +300,7 @@ impl Daemon {
 
     fn shutdown(&mut self) -> Result<()> {
         self.server.take();
+        self.metrics.take();
         self.stop.store(true, Ordering::Relaxed);
         let failed = self.workers.take().map(|w| w.wait()).unwrap_or(0);
         self.ports.clear();

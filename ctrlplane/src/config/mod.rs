@@ -36,7 +36,25 @@ pub struct Config {
     #[serde(default)]
     pub ipvs: IpvsConf,
     #[serde(default)]
+    pub metrics: MetricsConf,
+    #[serde(default)]
     pub services: Vec<ServiceConf>,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConf {
+    /// ADDRESS:PORT to serve /metrics on (loopback by default); "" turns it off.
+    pub listen: String,
+}
+
+impl Default for MetricsConf {
+    fn default() -> Self {
+        MetricsConf {
+            listen: "127.0.0.1:9469".into(),
+        }
+    }
 }
 
 /// Global IPVS settings (the kernel's sysctls and `ipvsadm --set`).
@@ -531,6 +549,17 @@ impl Config {
                     format!("{} is not a unicast MAC address", n.mac.0),
                 );
             }
+        }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            err(
+                "metrics.listen".into(),
+                format!(
+                    "{:?} is not ADDRESS:PORT (use \"\" to turn metrics off)",
+                    self.metrics.listen
+                ),
+            );
         }
         self.validate_services(&mut err);
         if self.control.socket.as_os_str().is_empty() {

@@ -1,0 +1,335 @@
+//! Prometheus metrics in the text exposition format, served over HTTP at /metrics.
+//!
+//! Each scrape builds a fresh registry from the same summed views `rvsadm -L --stats`
+//! shows (services, real servers) and from the workers' and ports' counters, so the two
+//! always agree.
+
+use crate::director::Director;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SvcLabels {
+    proto: String,
+    vip: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RsLabels {
+    proto: String,
+    vip: String,
+    rs: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PortLabels {
+    worker: String,
+    port: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    worker: String,
+    reason: String,
+}
+
+fn counter<
+    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+>(
+    reg: &mut Registry,
+    name: &str,
+    help: &str,
+) -> Family<L, Counter> {
+    let f = Family::<L, Counter>::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+fn gauge<
+    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+>(
+    reg: &mut Registry,
+    name: &str,
+    help: &str,
+) -> Family<L, Gauge> {
+    let f = Family::<L, Gauge>::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+/// Renders every metric.
+pub fn render(
+    d: &Director,
+    workers: &[Arc<dataplane::stats::WorkerStats>],
+    ipvs: &[Arc<dataplane::ipvs::stats::IpvsStats>],
+) -> String {
+    let mut reg = Registry::default();
+    let names = [
+        "connections",
+        "packets_in",
+        "packets_out",
+        "bytes_in",
+        "bytes_out",
+    ];
+    let helps = [
+        "Connections scheduled",
+        "Packets from clients",
+        "Packets to clients",
+        "Bytes from clients",
+        "Bytes to clients",
+    ];
+    let svc: Vec<Family<SvcLabels, Counter>> = names
+        .iter()
+        .zip(helps)
+        .map(|(n, h)| {
+            counter(
+                &mut reg,
+                &format!("rvs_service_{n}"),
+                &format!("{h}, per virtual service"),
+            )
+        })
+        .collect();
+    let rs: Vec<Family<RsLabels, Counter>> = names
+        .iter()
+        .zip(helps)
+        .map(|(n, h)| {
+            counter(
+                &mut reg,
+                &format!("rvs_real_server_{n}"),
+                &format!("{h}, per real server"),
+            )
+        })
+        .collect();
+    let active = gauge::<RsLabels>(
+        &mut reg,
+        "rvs_real_server_active_connections",
+        "ESTABLISHED TCP connections (ActiveConn)",
+    );
+    let inactive = gauge::<RsLabels>(
+        &mut reg,
+        "rvs_real_server_inactive_connections",
+        "Other connections (InActConn)",
+    );
+    let persist = gauge::<RsLabels>(
+        &mut reg,
+        "rvs_real_server_persistent_connections",
+        "Persistence templates (PersistConn)",
+    );
+    let weight = gauge::<RsLabels>(&mut reg, "rvs_real_server_weight", "Weight (0 = quiescent)");
+    for s in d.services(None).unwrap_or_default() {
+        let proto = s.key.proto.name().to_lowercase();
+        let vip = format!("{}:{}", s.key.addr, s.key.port);
+        let l = SvcLabels {
+            proto: proto.clone(),
+            vip: vip.clone(),
+        };
+        for (f, v) in svc.iter().zip(s.stats.0) {
+            f.get_or_create(&l).inc_by(v);
+        }
+        for r in &s.servers {
+            let l = RsLabels {
+                proto: proto.clone(),
+                vip: vip.clone(),
+                rs: format!("{}:{}", r.addr, r.port),
+            };
+            for (f, v) in rs.iter().zip(r.stats.0) {
+                f.get_or_create(&l).inc_by(v);
+            }
+            active.get_or_create(&l).set(r.active as i64);
+            inactive.get_or_create(&l).set(r.inactive as i64);
+            persist.get_or_create(&l).set(r.persist as i64);
+            weight.get_or_create(&l).set(i64::from(r.weight));
+        }
+    }
+    let port_names: Vec<String> = d.cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let c = crate::ctl::read_counters(workers, ipvs, &port_names);
+    let w_rx = counter::<WorkerLabels>(
+        &mut reg,
+        "rvs_worker_rx_packets",
+        "Packets received by a worker",
+    );
+    let w_tx = counter::<WorkerLabels>(
+        &mut reg,
+        "rvs_worker_tx_packets",
+        "Packets transmitted by a worker",
+    );
+    let w_conns = gauge::<WorkerLabels>(
+        &mut reg,
+        "rvs_worker_connections",
+        "Entries in a worker's connection table",
+    );
+    let w_redir = counter::<WorkerLabels>(
+        &mut reg,
+        "rvs_worker_redirected",
+        "Packets handed to the owning worker",
+    );
+    let p_names = [
+        "rx_packets",
+        "rx_bytes",
+        "tx_packets",
+        "tx_bytes",
+        "tx_dropped",
+    ];
+    let port: Vec<Family<PortLabels, Counter>> = p_names
+        .iter()
+        .map(|n| {
+            counter(
+                &mut reg,
+                &format!("rvs_port_{n}"),
+                &format!("Port {}", n.replace('_', " ")),
+            )
+        })
+        .collect();
+    let drops = counter::<DropLabels>(&mut reg, "rvs_drops", "Packets dropped, by reason");
+    for w in &c.workers {
+        let wl = WorkerLabels {
+            worker: w.worker.to_string(),
+        };
+        w_rx.get_or_create(&wl).inc_by(w.rx_packets);
+        w_tx.get_or_create(&wl).inc_by(w.tx_packets);
+        w_conns.get_or_create(&wl).set(w.connections as i64);
+        w_redir.get_or_create(&wl).inc_by(w.redirected_out);
+        for p in &w.ports {
+            let pl = PortLabels {
+                worker: w.worker.to_string(),
+                port: p.port.clone(),
+            };
+            for (f, v) in port.iter().zip([
+                p.rx_packets,
+                p.rx_bytes,
+                p.tx_packets,
+                p.tx_bytes,
+                p.tx_dropped,
+            ]) {
+                f.get_or_create(&pl).inc_by(v);
+            }
+        }
+        for (reason, n) in &w.drops {
+            drops
+                .get_or_create(&DropLabels {
+                    worker: w.worker.to_string(),
+                    reason: reason.clone(),
+                })
+                .inc_by(*n);
+        }
+    }
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+    out
+}
+
+/// The /metrics endpoint; stops when dropped.
+pub struct MetricsServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    pub fn start(
+        listen: SocketAddr,
+        director: Arc<Mutex<Director>>,
+        workers: Vec<Arc<dataplane::stats::WorkerStats>>,
+        ipvs: Vec<Arc<dataplane::ipvs::stats::IpvsStats>>,
+    ) -> Result<MetricsServer, String> {
+        let server = tiny_http::Server::http(listen)
+            .map_err(|e| format!("metrics.listen {listen}: {e}; set metrics.listen to a free ADDRESS:PORT, or to \"\" to turn metrics off"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rvs-metrics".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) else {
+                        continue;
+                    };
+                    let resp = if req.url() == "/metrics" {
+                        let body = match director.lock() {
+                            Ok(d) => render(&d, &workers, &ipvs),
+                            Err(_) => String::new(),
+                        };
+                        let ct = tiny_http::Header::from_bytes(
+                            &b"Content-Type"[..],
+                            &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
+                        )
+                        .expect("static header");
+                        tiny_http::Response::from_string(body).with_header(ct)
+                    } else {
+                        tiny_http::Response::from_string("rvs: metrics are at /metrics\n")
+                            .with_status_code(404)
+                    };
+                    let _ = req.respond(resp);
+                }
+            })
+            .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+        tracing::info!(%listen, "metrics at /metrics");
+        Ok(MetricsServer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::snapshot::PortHw;
+
+    #[test]
+    fn names_labels_and_values() {
+        let yaml = "ports: [{ name: lan0, device: net_null0, addresses: [\"10.0.0.1/24\", \"192.0.2.1/24\"] }]\nservices:\n  - vip: \"192.0.2.10:80\"\n    real_servers: [{ address: \"10.0.0.11:80\", forward: nat, weight: 3 }]\n";
+        let cfg = Config::parse(yaml, "t.yaml").unwrap();
+        let ipvs: Vec<Arc<dataplane::ipvs::stats::IpvsStats>> =
+            vec![Arc::default(), Arc::default()];
+        let workers: Vec<Arc<dataplane::stats::WorkerStats>> = vec![Arc::default(), Arc::default()];
+        let d = Director::new(
+            cfg,
+            "t.yaml".into(),
+            vec![PortHw {
+                mac: dataplane::packet::MacAddr([2, 0, 0, 0, 0, 1]),
+                mtu: 1500,
+            }],
+            ipvs.clone(),
+            None,
+        );
+        let slot = d.cell().load().ipvs.services[0].dests[0].slot as usize;
+        // Counters from two workers are summed.
+        ipvs[0].dests[slot].traffic.inpkts.add(5);
+        ipvs[1].dests[slot].traffic.inpkts.add(7);
+        ipvs[1].services[0].conns.add(2);
+        workers[1].dropped(dataplane::stats::DropReason::NotLocal);
+        let text = render(&d, &workers, &ipvs);
+        for want in [
+            "# TYPE rvs_service_connections counter",
+            "rvs_service_connections_total{proto=\"tcp\",vip=\"192.0.2.10:80\"} 2",
+            "rvs_real_server_packets_in_total{proto=\"tcp\",vip=\"192.0.2.10:80\",rs=\"10.0.0.11:80\"} 12",
+            "rvs_real_server_weight{proto=\"tcp\",vip=\"192.0.2.10:80\",rs=\"10.0.0.11:80\"} 3",
+            "rvs_drops_total{worker=\"1\",reason=\"not_local\"} 1",
+            "rvs_port_rx_packets_total{worker=\"0\",port=\"lan0\"} 0",
+            "# EOF",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+}
