@@ -298,3 +298,45 @@ neighbours:
         assert!(restart_needed(&a, &c).is_some());
     }
 }
+
+#[cfg(test)]
+mod builder_tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_versions_are_stable_for_unchanged_services() {
+        let a = "ports: [{ name: lan0, device: net_null0, addresses: [\"10.0.0.1/24\", \"192.0.2.1/24\"] }]\nservices:\n  - { vip: \"192.0.2.10:80\", real_servers: [{ address: \"10.0.0.11:80\", forward: nat }] }\n  - { vip: \"192.0.2.10:81\", real_servers: [{ address: \"10.0.0.12:81\", forward: nat }] }\n";
+        let hw = [PortHw {
+            mac: dataplane::packet::MacAddr([2, 0, 0, 0, 0, 1]),
+            mtu: 1500,
+        }];
+        let mut b = Builder::default();
+        let s1 = b.build(&Config::parse(a, "a").unwrap(), &hw, |_| false);
+        let b_text = a.replace(
+            "10.0.0.12:81\", forward: nat }",
+            "10.0.0.12:81\", forward: nat, weight: 5 }",
+        );
+        let s2 = b.build(&Config::parse(&b_text, "b").unwrap(), &hw, |_| false);
+        let (x1, x2) = (&s1.ipvs.services, &s2.ipvs.services);
+        assert_eq!(
+            (x1[0].slot, x1[0].version),
+            (x2[0].slot, x2[0].version),
+            "untouched service: same slot and version"
+        );
+        assert_eq!(x1[1].slot, x2[1].slot);
+        assert_ne!(
+            x1[1].version, x2[1].version,
+            "its weights changed: a new version"
+        );
+        assert_eq!(
+            x1[1].dests[0].slot, x2[1].dests[0].slot,
+            "a real server keeps its slot"
+        );
+        // A removed real server's slot is not handed out while connections use it.
+        let c_text = a.replace("10.0.0.11:80", "10.0.0.13:80");
+        let s3 = b.build(&Config::parse(&c_text, "c").unwrap(), &hw, |slot| {
+            slot == x1[0].dests[0].slot
+        });
+        assert_ne!(s3.ipvs.services[0].dests[0].slot, x1[0].dests[0].slot);
+    }
+}

@@ -751,3 +751,24 @@ proptest::proptest! {
         proptest::prop_assert!(r.w.ipvs.conns.len() <= 64);
     }
 }
+
+#[test]
+fn unchanged_services_keep_scheduler_state_across_publishes() {
+    // wrr over weights 2,1: A A B A A B ...; the mark must survive an unrelated publish.
+    let mut svc = service(Fwd::Nat, &[2, 1], None);
+    svc.sched = SchedKind::Wrr;
+    let mut r = Rig::new(snapshot(vec![svc.clone()], false), 1024);
+    let pick = |r: &mut Rig, p: u16, now: u64| tcp_of(&r.rx(syn(p), now)[0]).2;
+    assert_eq!(pick(&mut r, 1, 0), IpAddr::from(RIP[0]));
+    // Same version (e.g. another service changed): the next pick continues the sequence.
+    r.cell.publish(snapshot(vec![svc.clone()], false));
+    assert_eq!(pick(&mut r, 2, 1), IpAddr::from(RIP[0]));
+    assert_eq!(pick(&mut r, 3, 2), IpAddr::from(RIP[1]));
+    // A new version (its servers changed) updates the mark as ip_vs_wrr_dest_changed
+    // does: back to the list head, current weight kept (1), so A then B - where the old
+    // mark, kept, would have given A then A.
+    svc.version = 2;
+    r.cell.publish(snapshot(vec![svc], false));
+    assert_eq!(pick(&mut r, 4, 3), IpAddr::from(RIP[0]));
+    assert_eq!(pick(&mut r, 5, 4), IpAddr::from(RIP[1]));
+}
