@@ -1,0 +1,6 @@
+//! Traffic generation for rvs's benchmarks and robustness work.
+//!
+//! Every trace is a pure function of its `TraceSpec` (the seed included), so a benchmark
+//! can be reproduced bit for bit.
+
+pub mod trace;
