@@ -356,7 +356,8 @@ impl IpvsWorker {
             return Verdict::Pass(frame);
         }
         let (src, dst) = (ip.src(), ip.dst());
-        let ours = snap.ipvs.is_vip(dst) || snap.ipvs.is_lip(dst);
+        // Only error paths need it: two set lookups not paid per forwarded packet.
+        let ours = || snap.ipvs.is_vip(dst) || snap.ipvs.is_lip(dst);
         let frag_key = ip
             .is_fragment()
             .then(|| (u32::from(src), u32::from(dst), ip.ident(), proto));
@@ -369,7 +370,7 @@ impl IpvsWorker {
                 frag_key.unwrap_or_default(),
                 last,
                 len,
-                ours,
+                ours(),
                 snap,
                 now_ms,
                 net,
@@ -396,7 +397,7 @@ impl IpvsWorker {
                 0,
             ),
             _ => {
-                if ours {
+                if ours() {
                     wstats.dropped(DropReason::L4Malformed);
                     return Verdict::Done;
                 }
