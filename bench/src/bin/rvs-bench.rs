@@ -1,0 +1,475 @@
+//! rvs-bench: the per-core throughput benchmark.
+//!
+//!   rvs-bench throughput [--quick] [--out bench/results/throughput.json]
+//!
+//! On one pair of vdevs - a trace replayed by net_pcap (infinite_rx) in, net_null
+//! (no-rx) out - it measures dpdk-testpmd in io and 5tswap modes (the limit) and rvsd
+//! with one worker for DR, TUN, NAT and FULLNAT at 1k and 1M flows, new connections per
+//! second from a SYN-only trace of unique flows, and the two-worker scaling of DR. Every
+//! figure is received packets per second over a measured window after a warm-up.
+
+use anyhow::{bail, Context, Result};
+use ctrlplane::ctl::{call, Request, Response};
+use rvs_bench::trace::{generate, Profile, TraceSpec};
+use serde::Serialize;
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WARMUP: Duration = Duration::from_secs(3);
+const WINDOW: Duration = Duration::from_secs(5);
+
+#[derive(Serialize)]
+struct Machine {
+    cpu: String,
+    cores: usize,
+    kernel: String,
+    dpdk: String,
+    memory_gib: u64,
+}
+
+#[derive(Serialize, Clone)]
+struct Case {
+    program: String,
+    mode: String,
+    flows: u32,
+    workers: usize,
+    mpps: f64,
+    ns_per_packet: f64,
+    /// rvs figure / testpmd 5tswap on the same trace.
+    ratio_to_5tswap: Option<f64>,
+    note: String,
+}
+
+#[derive(Serialize)]
+struct Report {
+    machine: Machine,
+    trace_frame_bytes: usize,
+    cases: Vec<Case>,
+    cps: Option<f64>,
+    cps_flows: u32,
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    let out = |c: &str, a: &[&str]| {
+        Command::new(c)
+            .args(a)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb: u64 = mem
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        kernel: out("uname", &["-r"]),
+        dpdk: out("pkg-config", &["--modversion", "libdpdk"]),
+        memory_gib: kb / 1024 / 1024,
+    }
+}
+
+fn write_trace(path: &Path, spec: &TraceSpec) -> Result<u64> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    dataplane::packet::pcap::write_header(&mut w)?;
+    let mut n = 0u64;
+    let mut res = Ok(());
+    generate(spec, |f| {
+        if res.is_ok() {
+            res = dataplane::packet::pcap::write_frame(&mut w, n, f);
+            n += 1;
+        }
+    });
+    res?;
+    w.flush()?;
+    Ok(n)
+}
+
+fn spec(profile: Profile, flows: u32, rounds: u32) -> TraceSpec {
+    TraceSpec {
+        profile,
+        flows,
+        rounds,
+        size: 64,
+        seed: 1,
+        vip: Ipv4Addr::new(198, 18, 1, 100),
+        vport: 80,
+        servers: (11..15)
+            .map(|d| (Ipv4Addr::new(198, 18, 0, d), 80))
+            .collect(),
+        dst_mac: dataplane::packet::MacAddr([2, 0x70, 0x63, 0x61, 0x70, 0]),
+        src_mac: dataplane::packet::MacAddr([2, 0, 0, 0, 0, 0xc1]),
+    }
+}
+
+/// Memory and mbufs to hold a replayed trace of `packets` frames plus queues.
+fn sizing(packets: u64, workers: usize) -> (u64, u64) {
+    let mbufs = packets * workers as u64 + 16384;
+    let mb = (mbufs * 2560) / (1 << 20) + 512;
+    (mbufs, mb)
+}
+
+/// dpdk-testpmd on the same vdevs; the median Rx-pps of port 0 over the window.
+fn testpmd(trace: &Path, packets: u64, mode: &str) -> Result<f64> {
+    let (mbufs, mb) = sizing(packets, 1);
+    let mut child = Command::new("dpdk-testpmd")
+        .args([
+            "-l",
+            "0-1",
+            "--no-huge",
+            "-m",
+            &mb.to_string(),
+            "--no-pci",
+            "--file-prefix",
+            "rvsbench-tp",
+            "--no-shconf",
+        ])
+        .arg(format!(
+            "--vdev=net_pcap0,rx_pcap={},infinite_rx=1",
+            trace.display()
+        ))
+        .arg("--vdev=net_null0,no-rx=1")
+        .args([
+            "--",
+            &format!("--forward-mode={mode}"),
+            "--stats-period",
+            "1",
+            "--nb-cores=1",
+            &format!("--total-num-mbufs={mbufs}"),
+            "--auto-start",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("dpdk-testpmd (apt-get install dpdk)")?;
+    let out = child.stdout.take().expect("piped");
+    let start = Instant::now();
+    let mut rates = Vec::new();
+    let mut block_port = 0;
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        if line.contains("Port statistics") {
+            block_port = 0;
+        }
+        if let Some(v) = line.trim().strip_prefix("Rx-pps:") {
+            if block_port == 0 && start.elapsed() > WARMUP {
+                if let Some(n) = v
+                    .split_whitespace()
+                    .next()
+                    .and_then(|x| x.parse::<f64>().ok())
+                {
+                    rates.push(n);
+                }
+            }
+            block_port += 1;
+        }
+        if start.elapsed() > WARMUP + WINDOW + Duration::from_secs(2) && rates.len() >= 4 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    rates.retain(|r| *r > 0.0);
+    if rates.is_empty() {
+        bail!("testpmd {mode} reported no rate");
+    }
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(rates[rates.len() / 2])
+}
+
+struct Rvsd {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Rvsd {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child; SIGTERM lets it close its ports.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts rvsd on the trace with one service of `mode` (`none`: no service at all).
+fn rvsd(
+    dir: &Path,
+    name: &str,
+    mode: &str,
+    trace: &Path,
+    packets: u64,
+    workers: usize,
+    flows: u32,
+) -> Result<Rvsd> {
+    let (mbufs, mb) = sizing(packets, workers);
+    let socket = dir.join(format!("{name}.sock"));
+    let fwd = mode;
+    let laddr = if mode == "fullnat" {
+        "    local_addresses: [\"198.18.0.3\", \"198.18.0.4\", \"198.18.0.5\", \"198.18.0.6\"]\n"
+    } else {
+        ""
+    };
+    let rx = (0..workers)
+        .map(|_| format!("rx_pcap={}", trace.display()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let servers: String = (11..15)
+        .map(|d| format!("      - {{ address: \"198.18.0.{d}:80\", forward: {fwd} }}\n"))
+        .collect();
+    let neigh: String = (11..15)
+        .map(|d| {
+            format!(
+                "  - {{ address: \"198.18.0.{d}\", mac: \"02:00:00:00:00:{d}\", port: out0 }}\n"
+            )
+        })
+        .collect();
+    let cfg = format!(
+        r#"eal: {{ cores: "0-1", file_prefix: rvsbench, hugepages: off, memory_mb: {mb} }}
+dataplane: {{ workers: {workers}, idle: busy, mbufs: {mbufs}, rx_desc: 1024, tx_desc: 1024 }}
+ipvs: {{ connections: {conns} }}
+metrics: {{ listen: "" }}
+control: {{ socket: "{socket}" }}
+ports:
+  - {{ name: in0, device: "net_pcap0,{rx},infinite_rx=1", addresses: ["198.18.1.2/24"] }}
+  - {{ name: out0, device: "net_null0,no-rx=1", addresses: ["198.18.0.2/24"] }}
+neighbours:
+{neigh}{services}"#,
+        conns = (u64::from(flows) * 2).max(65536),
+        socket = socket.display(),
+        services = if mode == "none" {
+            "services: []\n".to_string()
+        } else {
+            format!("services:\n  - vip: \"198.18.1.100:80\"\n    scheduler: rr\n{laddr}    real_servers:\n{servers}")
+        },
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, cfg)?;
+    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+    let exe = std::env::current_exe()?.with_file_name("rvsd");
+    let child = Command::new(&exe)
+        .arg("--config")
+        .arg(&path)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("{}", exe.display()))?;
+    let r = Rvsd { child, socket };
+    let start = Instant::now();
+    while call(&r.socket, &Request::Status).is_err() {
+        if start.elapsed() > Duration::from_secs(180) {
+            bail!(
+                "rvsd did not start; see {}",
+                dir.join(format!("{name}.log")).display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(r)
+}
+
+fn counters(r: &Rvsd) -> Result<(u64, u64, u64)> {
+    match call(&r.socket, &Request::Counters)? {
+        Response::Counters(c) => Ok((
+            c.workers.iter().map(|w| w.rx_packets).sum(),
+            c.workers.iter().map(|w| w.tx_packets).sum(),
+            c.workers.iter().flat_map(|w| &w.drops).map(|d| d.1).sum(),
+        )),
+        other => bail!("unexpected {other:?}"),
+    }
+}
+
+/// Received pps over the window, checking that the packets were forwarded.
+fn measure(r: &Rvsd) -> Result<(f64, String)> {
+    std::thread::sleep(WARMUP);
+    let (rx0, tx0, d0) = counters(r)?;
+    let t0 = Instant::now();
+    std::thread::sleep(WINDOW);
+    let (rx1, tx1, d1) = counters(r)?;
+    let dt = t0.elapsed().as_secs_f64();
+    let (rx, tx, drops) = (rx1 - rx0, tx1 - tx0, d1 - d0);
+    let note = format!(
+        "forwarded {:.1}%, dropped {:.1}%",
+        100.0 * tx as f64 / rx.max(1) as f64,
+        100.0 * drops as f64 / rx.max(1) as f64
+    );
+    Ok((rx as f64 / dt, note))
+}
+
+/// New connections per second. rvsd starts with no service, so the replayed SYNs are
+/// dropped; at t0 the service is added through the control socket, and from then on the
+/// replay opens every flow once. The connection count is sampled every 10 ms and the rate
+/// is the slope between 10% and 90% of the flows.
+fn cps(r: &Rvsd, flows: u32) -> Result<f64> {
+    use ctrlplane::ipvsadm::parse::parse_line;
+    let conns = || -> Result<u64> {
+        match call(&r.socket, &Request::List { service: None })? {
+            Response::Listing { services, .. } => Ok(services.iter().map(|s| s.stats.0[0]).sum()),
+            other => bail!("unexpected {other:?}"),
+        }
+    };
+    let mut commands = vec![parse_line("-A -t 198.18.1.100:80 -s rr")?.expect("a command")];
+    for d in 11..15 {
+        commands.push(
+            parse_line(&format!("-a -t 198.18.1.100:80 -r 198.18.0.{d}:80 -g"))?
+                .expect("a command"),
+        );
+    }
+    std::thread::sleep(WARMUP);
+    call(&r.socket, &Request::Ipvs { commands })?;
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    loop {
+        let c = conns()?;
+        samples.push((start.elapsed().as_secs_f64(), c as f64));
+        if c >= u64::from(flows) || start.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let n = f64::from(flows);
+    let a = samples.iter().find(|s| s.1 >= 0.1 * n);
+    let b = samples.iter().find(|s| s.1 >= 0.9 * n);
+    match (a, b) {
+        (Some(a), Some(b)) if b.0 > a.0 => Ok((b.1 - a.1) / (b.0 - a.0)),
+        _ => bail!(
+            "the connection count did not grow through 10%..90% of {flows}: {:?}",
+            &samples[..samples.len().min(5)]
+        ),
+    }
+}
+
+fn case(
+    program: &str,
+    mode: &str,
+    flows: u32,
+    workers: usize,
+    pps: f64,
+    limit: Option<f64>,
+    note: String,
+) -> Case {
+    let mpps = pps / 1e6;
+    eprintln!(
+        "  {program:<8} {mode:<8} {flows:>8} flows {workers} worker(s): {mpps:6.2} Mpps  {note}"
+    );
+    Case {
+        program: program.into(),
+        mode: mode.into(),
+        flows,
+        workers,
+        mpps: (mpps * 100.0).round() / 100.0,
+        ns_per_packet: if pps > 0.0 {
+            (1e9 / pps * workers as f64 * 10.0).round() / 10.0
+        } else {
+            0.0
+        },
+        ratio_to_5tswap: limit.map(|l| ((pps / l) * 100.0).round() / 100.0),
+        note,
+    }
+}
+
+fn throughput(quick: bool, out: &Path) -> Result<()> {
+    let dir = std::env::temp_dir().join("rvs-bench");
+    std::fs::create_dir_all(&dir)?;
+    let mut cases = Vec::new();
+    let sizes: &[u32] = if quick { &[1000] } else { &[1000, 1_000_000] };
+    for &flows in sizes {
+        let rounds = if flows <= 1000 { 64 } else { 1 };
+        let trace = dir.join(format!("est-{flows}.pcap"));
+        let packets = write_trace(&trace, &spec(Profile::Established, flows, rounds))?;
+        eprintln!(
+            "trace {}: {packets} frames of 64 B, {flows} flows",
+            trace.display()
+        );
+        let io = testpmd(&trace, packets, "io")?;
+        cases.push(case("testpmd", "io", flows, 1, io, None, String::new()));
+        let swap = testpmd(&trace, packets, "5tswap")?;
+        cases.push(case(
+            "testpmd",
+            "5tswap",
+            flows,
+            1,
+            swap,
+            None,
+            String::new(),
+        ));
+        for mode in ["dr", "tun", "nat", "fullnat"] {
+            let r = rvsd(
+                &dir,
+                &format!("{mode}-{flows}"),
+                mode,
+                &trace,
+                packets,
+                1,
+                flows,
+            )?;
+            let (pps, note) = measure(&r)?;
+            drop(r);
+            cases.push(case("rvs", mode, flows, 1, pps, Some(swap), note));
+        }
+        if flows <= 1000 {
+            let r = rvsd(&dir, "dr-2w", "dr", &trace, packets, 2, flows)?;
+            let (pps, note) = measure(&r)?;
+            drop(r);
+            cases.push(case("rvs", "dr", flows, 2, pps, Some(swap), note));
+        }
+    }
+    let cps_flows = if quick { 200_000 } else { 1_000_000 };
+    let trace = dir.join(format!("syn-{cps_flows}.pcap"));
+    let packets = write_trace(&trace, &spec(Profile::Syn, cps_flows, 1))?;
+    let r = rvsd(&dir, "cps", "none", &trace, packets, 1, cps_flows)?;
+    let cps = cps(&r, cps_flows)?;
+    drop(r);
+    eprintln!(
+        "  rvs new connections: {cps:.0}/s (SYN-only trace of {cps_flows} unique flows, 1 worker)"
+    );
+    let report = Report {
+        machine: machine(),
+        trace_frame_bytes: 64,
+        cases,
+        cps: Some(cps.round()),
+        cps_flows,
+    };
+    if let Some(d) = out.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(&report)? + "\n")?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("throughput") => {
+            let quick = args.iter().any(|a| a == "--quick");
+            let out = args
+                .iter()
+                .position(|a| a == "--out")
+                .and_then(|i| args.get(i + 1))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("bench/results/throughput.json"));
+            throughput(quick, &out)
+        }
+        _ => bail!("usage: rvs-bench throughput [--quick] [--out FILE]"),
+    }
+}
