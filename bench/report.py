@@ -76,6 +76,32 @@ def micro():
     return rows
 
 
+def e2e_plot(e):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ts = e["targets"]
+    direct = next(t for t in ts if t["name"] == "direct")
+    names = [t["name"] for t in ts]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    kinds = [("keepalive", "keep-alive"), ("fresh", "fresh connections"), ("fresh_under_synflood", "fresh, under SYN flood")]
+    width = 0.8 / len(kinds)
+    for k, (key, label) in enumerate(kinds):
+        base = direct["fresh" if key == "fresh_under_synflood" else key]["requests_per_s"]
+        vals = [(t[key]["requests_per_s"] / base) if t.get(key) else 0 for t in ts]
+        ax.bar([i + k * width for i in range(len(ts))], vals, width, label=label)
+    ax.set_xticks([i + width for i in range(len(ts))])
+    ax.set_xticklabels(names)
+    ax.set_ylabel("requests/s as a ratio to direct")
+    ax.set_title("HTTP through each load balancer (same topology)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RES / "e2e.png", dpi=110)
+    plt.close(fig)
+
+
 def main():
     t = load("throughput.json")
     if t is None:
@@ -103,6 +129,22 @@ def main():
         w(f"New connections: **{t['cps']:,.0f} per second** on one worker (a replayed trace of {t['cps_flows']:,} unique SYNs; DR service).\n")
     w("![per-core Mpps](bench/results/per_core_mpps.png)\n")
     w("![ns per packet vs flows](bench/results/ns_per_packet_vs_flows.png)\n")
+    e = load("e2e.json")
+    if e:
+        ts = e["targets"]
+        direct = next((t for t in ts if t["name"] == "direct"), None)
+        w("## End to end, side by side (HTTP through each load balancer)\n")
+        w(f"Same client, real servers and namespaces; wrk ({e['wrk']}, {e['seconds_per_load']} s per load). Fresh = `Connection: close`, a new TCP connection per request. Under flood: the fresh load while an attacker namespace sends {e.get('flood_pps_target', 50000):,} SYN/s from random sources in 198.19.0.0/16 at the VIP (the kernel paths push back on the sender, so the rate they actually received is shown).\n")
+        w("| target | keep-alive req/s | vs direct | p50 / p99 ms | fresh req/s | vs direct | p50 / p99 ms | under flood req/s | p99 ms | flood received pps |")
+        w("|---|---:|---:|---|---:|---:|---|---:|---:|---:|")
+        for tg in ts:
+            k, f, fl = tg["keepalive"], tg["fresh"], tg.get("fresh_under_synflood")
+            rk = f"{k['requests_per_s'] / direct['keepalive']['requests_per_s']:.2f}" if direct else ""
+            rf = f"{f['requests_per_s'] / direct['fresh']['requests_per_s']:.2f}" if direct else ""
+            fl_s = f"{fl['requests_per_s']:,.0f} | {fl['p99_ms']:.2f} | {tg['flood_pps']:,.0f}" if fl else " |  | "
+            w(f"| {tg['name']} | {k['requests_per_s']:,.0f} | {rk} | {k['p50_ms']:.2f} / {k['p99_ms']:.2f} | {f['requests_per_s']:,.0f} | {rf} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | {fl_s} |")
+        w("")
+        w("![end to end](bench/results/e2e.png)\n")
     rows_m = micro()
     if rows_m:
         w("## Micro-benchmarks (criterion, median)\n")
@@ -123,6 +165,13 @@ def main():
         if a and b and a["mpps"] > 0:
             ratio = b["mpps"] / a["mpps"]
             rows.append((f"{mode.upper()} with 1M flows ≥ 70% of the 1k-flow rate", f"{ratio:.0%}", "met" if ratio >= 0.7 else "missed"))
+    if e:
+        by = {tg["name"]: tg for tg in e["targets"]}
+        rv = next((tg for n, tg in by.items() if n.startswith("rvs")), None)
+        if rv and "nftables" in by and "haproxy" in by:
+            for kind in ["keepalive", "fresh"]:
+                a, n, h = rv[kind]["requests_per_s"], by["nftables"][kind]["requests_per_s"], by["haproxy"][kind]["requests_per_s"]
+                rows.append((f"e2e {kind}: rvs ≥ nftables DNAT and > HAProxy (req/s)", f"{a:,.0f} vs {n:,.0f} and {h:,.0f}", "met" if a >= n and a > h else "missed"))
     if t.get("cps"):
         rows.append(("new connections ≥ 1 M/s per worker", f"{t['cps'] / 1e6:.2f} M/s", "met" if t["cps"] >= 1e6 else "missed"))
     rows.append(("≤ 128 bytes per tracked connection, indexes included", "72 B (64-byte entry + 8 B of IN/OUT index)", "met"))
@@ -143,6 +192,8 @@ def main():
     (ROOT / "BENCHMARKS.md").write_text("\n".join(out))
     try:
         plots(t)
+        if e:
+            e2e_plot(e)
     except ImportError:
         print("matplotlib missing: pip install matplotlib for the plots", file=sys.stderr)
     print("wrote BENCHMARKS.md and bench/results/*.png")

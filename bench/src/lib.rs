@@ -3,4 +3,5 @@
 //! Every trace is a pure function of its `TraceSpec` (the seed included), so a benchmark
 //! can be reproduced bit for bit.
 
+pub mod e2e;
 pub mod trace;

@@ -282,6 +282,61 @@ pub fn capture<T: Send + 'static>(
     (out, cap.join().expect("capture thread"))
 }
 
+/// Sends `frames` out of `ifname` inside `ns`, over and over until `stop` is set, paced
+/// at `pps` frames per second (0: as fast as a raw socket allows); returns how many were
+/// sent.
+pub fn blast(
+    ns: &str,
+    ifname: &str,
+    frames: Vec<Vec<u8>>,
+    pps: u64,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<u64> {
+    let (ns, ifname) = (ns.to_string(), ifname.to_string());
+    std::thread::spawn(move || {
+        enter(&ns);
+        // SAFETY: plain socket calls with checked results.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        let cname = std::ffi::CString::new(ifname).unwrap();
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) } as i32;
+        sll.sll_halen = 6;
+        let mut sent = 0u64;
+        let start = Instant::now();
+        'outer: while !stop.load(Ordering::Relaxed) {
+            for f in &frames {
+                if stop.load(Ordering::Relaxed) {
+                    break 'outer;
+                }
+                if pps > 0 && sent % 64 == 0 {
+                    // Hold the schedule: frame n leaves at n / pps seconds.
+                    let due = Duration::from_secs_f64(sent as f64 / pps as f64);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let rc = unsafe {
+                    libc::sendto(
+                        fd,
+                        f.as_ptr() as *const libc::c_void,
+                        f.len(),
+                        0,
+                        &sll as *const _ as *const libc::sockaddr,
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    )
+                };
+                if rc > 0 {
+                    sent += 1;
+                }
+            }
+        }
+        unsafe { libc::close(fd) };
+        sent
+    })
+}
+
 /// Writes frames as a pcap file (for tshark).
 pub fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
     dataplane::packet::pcap::write_file(path, frames).expect("write pcap");

@@ -475,6 +475,25 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|| PathBuf::from("bench/results/throughput.json"));
             throughput(quick, &out)
         }
-        _ => bail!("usage: rvs-bench throughput [--quick] [--out FILE]"),
+        Some("e2e") => {
+            let secs = if args.iter().any(|a| a == "--quick") {
+                3
+            } else {
+                8
+            };
+            let out = args
+                .iter()
+                .position(|a| a == "--out")
+                .and_then(|i| args.get(i + 1))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("bench/results/e2e.json"));
+            let rvsd = std::env::current_exe()?.with_file_name("rvsd");
+            let targets = rvs_bench::e2e::run(&rvsd, secs)?;
+            let report = serde_json::json!({ "machine": machine(), "seconds_per_load": secs, "wrk": "1 thread, 16 connections", "flood_pps_target": rvs_bench::e2e::FLOOD_PPS, "targets": targets });
+            std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        _ => bail!("usage: rvs-bench throughput|e2e [--quick] [--out FILE]"),
     }
 }

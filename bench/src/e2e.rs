@@ -1,0 +1,273 @@
+//! End to end, side by side: the same client, real servers and network namespaces, with
+//! the load balancer's place taken in turn by nothing (direct to one real server), rvs,
+//! the kernel's nftables DNAT (numgen round robin) and HAProxy in mode tcp. wrk measures
+//! keep-alive and fresh-connection HTTP loads; a SYN flood from an attacker namespace
+//! runs during a second fresh-connection load.
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use testkit::net::HttpServer;
+use testkit::{Host, Topology};
+
+pub const VIP: &str = "198.18.1.100";
+/// The SYN flood's rate, the same against every target.
+pub const FLOOD_PPS: u64 = 50_000;
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Load {
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub keepalive: Load,
+    pub fresh: Load,
+    pub fresh_under_synflood: Option<Load>,
+    pub flood_pps: Option<f64>,
+}
+
+/// wrk's "Requests/sec", latency percentiles and socket errors.
+pub fn parse_wrk(out: &str) -> Result<Load> {
+    let ms = |v: &str| -> f64 {
+        let v = v.trim();
+        let (n, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = n.parse().unwrap_or(0.0);
+        match unit {
+            "us" => n / 1000.0,
+            "ms" => n,
+            "s" => n * 1000.0,
+            "m" => n * 60_000.0,
+            _ => n,
+        }
+    };
+    let mut l = Load {
+        requests_per_s: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        errors: 0,
+    };
+    for line in out.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("Requests/sec:") {
+            l.requests_per_s = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = t.strip_prefix("50%") {
+            l.p50_ms = ms(v);
+        } else if let Some(v) = t.strip_prefix("99%") {
+            l.p99_ms = ms(v);
+        } else if let Some(v) = t.strip_prefix("Socket errors:") {
+            l.errors += v
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last())
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum::<u64>();
+        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            l.errors += v.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    if l.requests_per_s == 0.0 {
+        bail!("wrk printed no rate:\n{out}");
+    }
+    Ok(l)
+}
+
+fn wrk(client: &Host, url: &str, fresh: bool, secs: u32) -> Result<Load> {
+    let mut args = vec!["wrk", "-t", "1", "-c", "16", "-d"];
+    let d = format!("{secs}s");
+    args.push(&d);
+    args.push("--latency");
+    if fresh {
+        args.extend(["-H", "Connection: close"]);
+    }
+    args.push(url);
+    let out = client.exec(&args);
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+        .with_context(|| format!("wrk {url} (fresh: {fresh})"))
+}
+
+struct Lab {
+    t: Topology,
+    client: Host,
+    lb: Host,
+    attacker: Host,
+    rs: Vec<Host>,
+    _servers: Vec<HttpServer>,
+}
+
+fn lab() -> Lab {
+    let mut t = Topology::new();
+    let client = t.add_host("client", Some("198.18.1.1/24"));
+    client.run(&["ip", "route", "add", "default", "via", "198.18.1.2"]);
+    // Direct access to the real servers' subnet, on the same segment.
+    client.run(&["ip", "route", "add", "198.18.0.0/24", "dev", "eth0"]);
+    let attacker = t.add_host("attack", Some("198.18.1.66/24"));
+    let lb = t.add_host("lb", None);
+    let mut servers = Vec::new();
+    let mut rs = Vec::new();
+    for i in 0..3 {
+        let h = t.add_host(
+            &format!("rs{}", i + 1),
+            Some(&format!("198.18.0.{}/24", 11 + i)),
+        );
+        h.run(&["ip", "route", "add", "default", "via", "198.18.0.2"]);
+        // The client subnet is on the same segment for direct access replies.
+        h.run(&["ip", "route", "add", "198.18.1.1/32", "dev", "eth0"]);
+        servers.push(HttpServer::start(
+            &h.ns,
+            testkit::net::v4(&format!("198.18.0.{}", 11 + i), 80),
+            &format!("rs{}", i + 1),
+        ));
+        rs.push(h);
+    }
+    Lab {
+        t,
+        client,
+        lb,
+        attacker,
+        rs,
+        _servers: servers,
+    }
+}
+
+/// Runs the fresh-connection load while the attacker floods SYNs at the VIP.
+fn under_flood(l: &Lab, url: &str, secs: u32) -> Result<(Load, f64)> {
+    let mut frames = Vec::new();
+    let spec = crate::trace::TraceSpec {
+        profile: crate::trace::Profile::Synflood,
+        flows: 50_000,
+        rounds: 1,
+        size: 64,
+        seed: 9,
+        vip: VIP.parse()?,
+        vport: 80,
+        servers: vec![],
+        dst_mac: l.lb_mac()?,
+        src_mac: dataplane::packet::MacAddr([2, 0, 0, 0, 0, 0x66]),
+    };
+    crate::trace::generate(&spec, |f| frames.push(f.to_vec()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = testkit::net::blast(&l.attacker.ns, "eth0", frames, FLOOD_PPS, stop.clone());
+    let start = std::time::Instant::now();
+    let load = wrk(&l.client, url, true, secs);
+    stop.store(true, Ordering::Relaxed);
+    let sent = flood.join().map_err(|_| anyhow::anyhow!("flood thread"))?;
+    Ok((load?, sent as f64 / start.elapsed().as_secs_f64()))
+}
+
+impl Lab {
+    fn lb_mac(&self) -> Result<dataplane::packet::MacAddr> {
+        self.lb.mac.parse().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+    /// The kernel side of the load balancer: addresses on eth0, forwarding on.
+    fn kernel_lb(&self) {
+        for a in ["198.18.0.2/24", "198.18.1.2/24", "198.18.1.100/32"] {
+            self.lb.run(&["ip", "addr", "add", a, "dev", "eth0"]);
+        }
+        self.lb.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    }
+    fn kernel_lb_off(&self) {
+        let _ = self.lb.exec(&["ip", "addr", "flush", "dev", "eth0"]);
+        let _ = self.lb.exec(&["nft", "flush", "ruleset"]);
+    }
+}
+
+pub fn run(rvsd: &Path, secs: u32) -> Result<Vec<Target>> {
+    let mut l = lab();
+    let url = format!("http://{VIP}/");
+    let mut out = Vec::new();
+    let measure = |name: &str, url: &str, l: &Lab, flood: bool| -> Result<Target> {
+        let keepalive = wrk(&l.client, url, false, secs)?;
+        let fresh = wrk(&l.client, url, true, secs)?;
+        let (fresh_under_synflood, flood_pps) = if flood {
+            let (a, b) = under_flood(l, url, secs)?;
+            (Some(a), Some(b))
+        } else {
+            (None, None)
+        };
+        let t = Target {
+            name: name.into(),
+            keepalive,
+            fresh,
+            fresh_under_synflood,
+            flood_pps,
+        };
+        eprintln!(
+            "  {name:<12} keep-alive {:>9.0} req/s  fresh {:>8.0} req/s  flood {:?}",
+            t.keepalive.requests_per_s,
+            t.fresh.requests_per_s,
+            t.fresh_under_synflood
+                .as_ref()
+                .map(|x| x.requests_per_s as u64)
+        );
+        Ok(t)
+    };
+    // Direct to one real server (its reply route to the client is on-link)...
+    out.push(measure("direct", "http://198.18.0.11/", &l, false)?);
+    // ...and from here on replies must go back through the load balancer.
+    for h in &l.rs {
+        h.run(&["ip", "route", "del", "198.18.1.1/32", "dev", "eth0"]);
+    }
+    // nftables DNAT, round robin.
+    l.kernel_lb();
+    let nft = "table ip lb {\n chain pre {\n  type nat hook prerouting priority -100;\n  ip daddr 198.18.1.100 tcp dport 80 dnat to numgen inc mod 3 map { 0 : 198.18.0.11, 1 : 198.18.0.12, 2 : 198.18.0.13 }\n }\n}\n";
+    let f = l.t.dir.join("lb.nft");
+    std::fs::write(&f, nft)?;
+    l.lb.run(&["nft", "-f", f.to_str().unwrap_or_default()]);
+    out.push(measure("nftables", &url, &l, true)?);
+    l.lb.run(&["nft", "flush", "ruleset"]);
+    // HAProxy, mode tcp, round robin.
+    let cfg = "global\n  maxconn 8000\n  nbthread 1\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\nlisten web\n  bind 198.18.1.100:80\n  balance roundrobin\n  server rs1 198.18.0.11:80\n  server rs2 198.18.0.12:80\n  server rs3 198.18.0.13:80\n";
+    let hf = l.t.dir.join("haproxy.cfg");
+    std::fs::write(&hf, cfg)?;
+    let hlog = std::fs::File::create(l.t.dir.join("haproxy.log"))?;
+    let mut hp = std::process::Command::new("ip")
+        .args(["netns", "exec", &l.lb.ns, "haproxy", "-db", "-f"])
+        .arg(&hf)
+        .stdout(hlog.try_clone()?)
+        .stderr(hlog)
+        .spawn()
+        .context("haproxy (apt-get install haproxy)")?;
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    if let Ok(Some(st)) = hp.try_wait() {
+        bail!(
+            "haproxy exited ({st}): {}",
+            std::fs::read_to_string(l.t.dir.join("haproxy.log")).unwrap_or_default()
+        );
+    }
+    let r = measure("haproxy", &url, &l, true);
+    let _ = hp.kill();
+    let _ = hp.wait();
+    out.push(r?);
+    // rvs on the load balancer's interface (af_packet), NAT, round robin.
+    l.kernel_lb_off();
+    let svc: String = (11..14)
+        .map(|d| format!("      - {{ address: \"198.18.0.{d}:80\", forward: nat }}\n"))
+        .collect();
+    let cfg = format!(
+        "eal: {{ cores: \"0-1\", file_prefix: rvsbench-e2e, hugepages: auto, memory_mb: 512 }}\ndataplane: {{ workers: 1, idle: adaptive, mbufs: 16383, rx_desc: 1024, tx_desc: 1024 }}\nipvs: {{ connections: 1048576 }}\nmetrics: {{ listen: \"\" }}\nports:\n  - {{ name: lan0, device: \"net_af_packet0,iface=eth0,framecnt=8192\", addresses: [\"198.18.0.2/24\", \"198.18.1.2/24\"] }}\ncontrol: {{ socket: \"{{SOCKET}}\" }}\nservices:\n  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{svc}"
+    );
+    let lb = l.lb.clone();
+    l.t.start_rvsd(&lb, rvsd, &cfg);
+    out.push(measure("rvs (af_packet)", &url, &l, true)?);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrk_output() {
+        let out = "Running 5s test @ http://198.18.1.100/\n  1 threads and 16 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency   812.31us  300.12us   8.02ms   90.00%\n  Latency Distribution\n     50%  750.00us\n     75%  900.00us\n     90%    1.10ms\n     99%    2.50ms\n  98765 requests in 5.00s, 9.00MB read\n  Socket errors: connect 0, read 3, write 0, timeout 2\nRequests/sec:  19753.00\nTransfer/sec:      1.80MB\n";
+        let l = super::parse_wrk(out).unwrap();
+        assert_eq!(l.requests_per_s, 19753.0);
+        assert_eq!(l.p50_ms, 0.75);
+        assert_eq!(l.p99_ms, 2.5);
+        assert_eq!(l.errors, 5);
+        assert!(super::parse_wrk("nothing").is_err());
+    }
+}
