@@ -310,7 +310,7 @@ pub fn blast(
                 if stop.load(Ordering::Relaxed) {
                     break 'outer;
                 }
-                if pps > 0 && sent % 64 == 0 {
+                if pps > 0 && sent.is_multiple_of(64) {
                     // Hold the schedule: frame n leaves at n / pps seconds.
                     let due = Duration::from_secs_f64(sent as f64 / pps as f64);
                     if let Some(wait) = due.checked_sub(start.elapsed()) {
