@@ -204,21 +204,25 @@ fn run_worker(ctx: WorkerCtx) {
                 // SAFETY: the mbufs are valid and unmodified until handled below.
                 core.prefetch_bytes(unsafe { super::mbuf::data_of(raw) });
             }
+            // Counters once per burst, not four updates per packet.
+            let mut bytes = 0u64;
             for &raw in &rx[..n] {
                 // SAFETY: rx burst hands us ownership of n valid mbufs.
                 let Some(m) = (unsafe { Mbuf::from_raw(raw) }) else {
                     continue;
                 };
-                let len = m.data().len() as u64;
-                pc.rx_packets.inc();
-                pc.rx_bytes.add(len);
-                stats.rx_packets.inc();
-                stats.rx_bytes.add(len);
+                bytes += m.data().len() as u64;
                 if m.nb_segs() != 1 {
                     stats.dropped(DropReason::MultiSegment);
                     continue;
                 }
                 core.handle(m, pidx, now, &mut io);
+            }
+            if n > 0 {
+                pc.rx_packets.add(n as u64);
+                pc.rx_bytes.add(bytes);
+                stats.rx_packets.add(n as u64);
+                stats.rx_bytes.add(bytes);
             }
         }
         io.flush_all();

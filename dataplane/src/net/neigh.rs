@@ -80,9 +80,29 @@ pub trait PortAddrs {
     fn source_ip(&self, port: usize, dst: Ipv4Addr) -> Option<Ipv4Addr>;
 }
 
+/// A resolved neighbour in the direct-mapped cache in front of the map.
+#[derive(Clone, Copy, Default)]
+struct Fast {
+    ip: u32,
+    port: u32,
+    mac: MacAddr,
+    /// Valid while `now` is below this (0: empty).
+    until: u64,
+}
+
+const FAST_SLOTS: usize = 64;
+
 pub struct NeighTable<F> {
     map: ahash::AHashMap<Ipv4Addr, Entry<F>>,
     params: NeighParams,
+    /// Every forwarded packet needs its next hop's MAC; for the few next hops a director
+    /// talks to, this cache answers without hashing. Any change to the map clears it.
+    fast: [Fast; FAST_SLOTS],
+}
+
+#[inline]
+fn fast_slot(ip: Ipv4Addr) -> usize {
+    (u32::from(ip).wrapping_mul(0x9e37_79b1) >> 26) as usize
 }
 
 impl<F: Frame> NeighTable<F> {
@@ -90,6 +110,7 @@ impl<F: Frame> NeighTable<F> {
         NeighTable {
             map: ahash::AHashMap::with_capacity(64),
             params,
+            fast: [Fast::default(); FAST_SLOTS],
         }
     }
 
@@ -97,7 +118,13 @@ impl<F: Frame> NeighTable<F> {
         self.params
     }
 
+    /// Empties the cache in front of the map; every change to the map calls it.
+    fn clear_fast(&mut self) {
+        self.fast = [Fast::default(); FAST_SLOTS];
+    }
+
     pub fn set_params(&mut self, params: NeighParams) {
+        self.clear_fast();
         self.params = params;
     }
 
@@ -111,6 +138,7 @@ impl<F: Frame> NeighTable<F> {
         io: &mut I,
         stats: &WorkerStats,
     ) {
+        self.clear_fast();
         let old = self.map.insert(
             ip,
             Entry {
@@ -129,6 +157,7 @@ impl<F: Frame> NeighTable<F> {
 
     /// Removes permanent entries that are not in `keep` (after a config change).
     pub fn retain_permanent(&mut self, keep: impl Fn(Ipv4Addr) -> bool) {
+        self.clear_fast();
         self.map
             .retain(|ip, e| !matches!(e.state, State::Permanent { .. }) || keep(*ip));
     }
@@ -146,6 +175,10 @@ impl<F: Frame> NeighTable<F> {
         io: &mut I,
         stats: &WorkerStats,
     ) {
+        let f = self.fast[fast_slot(next_hop)];
+        if f.ip == u32::from(next_hop) && f.port == port as u32 && now < f.until {
+            return send(frame, f.mac, port, ports, io, stats);
+        }
         let p = self.params;
         match self.map.get_mut(&next_hop) {
             Some(Entry {
@@ -153,6 +186,12 @@ impl<F: Frame> NeighTable<F> {
                 port: eport,
             }) if *eport == port => {
                 let mac = *mac;
+                self.fast[fast_slot(next_hop)] = Fast {
+                    ip: next_hop.into(),
+                    port: port as u32,
+                    mac,
+                    until: u64::MAX,
+                };
                 send(frame, mac, port, ports, io, stats);
             }
             Some(Entry {
@@ -166,9 +205,20 @@ impl<F: Frame> NeighTable<F> {
                 port: eport,
             }) if *eport == port => {
                 let mac = *mac;
+                let fresh_until = confirmed.saturating_add(p.reachable_ms);
+                if now < fresh_until {
+                    // Until it goes stale, the cache may answer for it.
+                    self.fast[fast_slot(next_hop)] = Fast {
+                        ip: next_hop.into(),
+                        port: port as u32,
+                        mac,
+                        until: fresh_until,
+                    };
+                }
                 if now.saturating_sub(*confirmed) >= p.reachable_ms && now >= *next_probe {
                     if *probes >= p.max_probes {
                         // Unanswered refreshes: forget it and resolve from scratch.
+                        self.clear_fast();
                         self.map.remove(&next_hop);
                         return self.output(frame, port, next_hop, now, ports, io, stats);
                     }
@@ -232,6 +282,8 @@ impl<F: Frame> NeighTable<F> {
         if ip.is_unspecified() || mac.is_multicast() || mac == MacAddr::ZERO {
             return false;
         }
+        // A confirmation or a new MAC: the cache refills from the map on the next packet.
+        self.clear_fast();
         let reachable = State::Reachable {
             mac,
             confirmed: now,

@@ -549,3 +549,39 @@ proptest! {
         prop_assert_eq!(total + crate::stats::handled(&r.stats), 1, "every frame is answered, consumed or dropped with one reason");
     }
 }
+
+#[test]
+fn a_changed_mac_is_used_at_once_despite_the_cache() {
+    let mut r = Rig::new();
+    r.rx(&arp_request_from_client(DIP), 0);
+    r.take();
+    let ping = || build::icmp_echo(to_dir(CMAC), CIP, DIP, kind::ECHO_REQUEST, 1, 1, b"x");
+    r.rx(&ping(), 1);
+    r.rx(&ping(), 2);
+    assert!(
+        r.take().iter().all(|f| dissect(f).unwrap().l2.dst == CMAC),
+        "served from the cache"
+    );
+    // The client moves to another MAC and says so (gratuitous ARP for itself).
+    let new = MacAddr([2, 0, 0, 0, 0, 0xc9]);
+    let garp = build::arp_frame(
+        Link {
+            src: new,
+            dst: MacAddr::BROADCAST,
+        },
+        arp::OP_REQUEST,
+        new,
+        CIP,
+        MacAddr::ZERO,
+        CIP,
+    );
+    r.rx(&garp, 3);
+    r.take();
+    r.rx(&ping(), 4);
+    let out = r.take();
+    assert_eq!(
+        dissect(&out[0]).unwrap().l2.dst,
+        new,
+        "the next reply goes to the new MAC"
+    );
+}
