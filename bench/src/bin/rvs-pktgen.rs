@@ -44,8 +44,22 @@ struct Args {
     dst_mac: String,
     #[arg(long, default_value = "02:00:00:00:00:c1")]
     src_mac: String,
-    #[arg(long, short)]
-    out: PathBuf,
+    /// Write the trace to this pcap file.
+    #[arg(long, short, required_unless_present = "tx")]
+    out: Option<PathBuf>,
+    /// Transmit the trace on this DPDK device instead (a PCI address or a vdev string,
+    /// e.g. net_af_packet0,iface=eth1).
+    #[arg(long)]
+    tx: Option<String>,
+    /// Packets per second on --tx (0: as fast as the port takes them).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Stop --tx after this many frames.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Stop --tx after this many seconds (default 10 when --count is not given).
+    #[arg(long)]
+    seconds: Option<f64>,
 }
 
 fn endpoint(s: &str) -> Result<(Ipv4Addr, u16)> {
@@ -84,8 +98,12 @@ fn main() -> Result<()> {
             .parse::<MacAddr>()
             .map_err(|e| anyhow::anyhow!("--src-mac: {e}"))?,
     };
-    let file = std::fs::File::create(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    if let Some(dev) = &a.tx {
+        return transmit(&a, &spec, dev);
+    }
+    let out = a.out.clone().context("--out or --tx is needed")?;
+    let file =
+        std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
     dataplane::packet::pcap::write_header(&mut w)?;
     let mut n = 0u64;
@@ -99,15 +117,62 @@ fn main() -> Result<()> {
         }
     });
     if let Some(e) = err {
-        return Err(e).with_context(|| format!("writing {}", a.out.display()));
+        return Err(e).with_context(|| format!("writing {}", out.display()));
     }
     w.flush()?;
     eprintln!(
         "{}: {n} frames ({:?}, {} flows, {} B)",
-        a.out.display(),
+        out.display(),
         a.profile,
         a.flows,
         a.size
     );
+    Ok(())
+}
+
+/// Sends the trace on a DPDK port (EAL on CPUs 0-1; hugepages when reserved).
+fn transmit(a: &Args, spec: &TraceSpec, dev: &str) -> Result<()> {
+    use dataplane::io::{Eal, MbufPool, Port, PortParams};
+    use dataplane::params::{EalParams, Hugepages};
+    let mut frames = Vec::new();
+    generate(spec, |f| frames.push(f.to_vec()));
+    let params = EalParams {
+        cores: vec![0, 1],
+        workers: 0,
+        file_prefix: format!("rvs-pktgen-{}", std::process::id()),
+        hugepages: Hugepages::Auto,
+        memory_mb: 512,
+        devices: vec![dev.to_string()],
+        extra_args: vec![],
+    };
+    let _eal = Eal::init(&params)?;
+    let pool = MbufPool::create("pktgen", 16383, 0)?;
+    let port = Port::start(
+        &PortParams {
+            name: "tx".into(),
+            device: dev.into(),
+            queues: 1,
+            rx_desc: 512,
+            tx_desc: 1024,
+            promiscuous: false,
+        },
+        pool,
+    )?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let duration = match (a.count, a.seconds) {
+        (_, Some(s)) => Some(std::time::Duration::from_secs_f64(s)),
+        (Some(_), None) => None,
+        (None, None) => Some(std::time::Duration::from_secs(10)),
+    };
+    let r = dataplane::io::transmit(&port, pool, &frames, a.rate, a.count, duration, &stop);
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "sent {} frames in {:.3} s ({:.0} pps), {} not taken",
+        r.sent,
+        secs,
+        r.sent as f64 / secs,
+        r.dropped
+    );
+    drop(port);
     Ok(())
 }

@@ -4,6 +4,8 @@
 use std::io::{self, Read, Write};
 
 const MAGIC: u32 = 0xa1b2_c3d4;
+/// The same format with nanosecond timestamps (what DPDK's pcap PMD writes).
+const MAGIC_NS: u32 = 0xa1b2_3c4d;
 const LINKTYPE_ETHERNET: u32 = 1;
 
 /// Writes the global header.
@@ -36,14 +38,15 @@ pub fn write_file(path: &std::path::Path, frames: &[Vec<u8>]) -> io::Result<()> 
     w.flush()
 }
 
-/// Reads every frame of a little-endian microsecond pcap file.
+/// Reads every frame of a little-endian pcap file (micro- or nanosecond timestamps).
 pub fn read(r: &mut impl Read) -> io::Result<Vec<Vec<u8>>> {
     let mut h = [0u8; 24];
     r.read_exact(&mut h)?;
-    if u32::from_le_bytes([h[0], h[1], h[2], h[3]]) != MAGIC {
+    let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    if magic != MAGIC && magic != MAGIC_NS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "not a little-endian microsecond pcap file",
+            "not a little-endian pcap file",
         ));
     }
     let mut frames = Vec::new();
@@ -79,5 +82,8 @@ mod tests {
         }
         assert_eq!(super::read(&mut &buf[..]).unwrap(), frames);
         assert!(super::read(&mut &b"nope, not a pcap file...."[..]).is_err());
+        // Nanosecond-timestamp files read the same.
+        buf[0..4].copy_from_slice(&super::MAGIC_NS.to_le_bytes());
+        assert_eq!(super::read(&mut &buf[..]).unwrap(), frames);
     }
 }
