@@ -283,3 +283,22 @@ fn check_rejects_a_broken_config_with_line_and_key() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_af_xdp_port_answers_too() {
+    let mut t = Topology::new();
+    let client = t.add_host("client", Some("198.18.0.1/24"));
+    let dir = t.add_host("dir", None);
+    t.start_rvsd(
+        &dir,
+        Path::new(RVSD),
+        &config(1).replace("net_af_packet0,iface=eth0", "net_af_xdp0,iface=eth0"),
+    );
+    assert!(
+        ping(&client, "198.18.0.2", 3),
+        "ping through an AF_XDP port"
+    );
+    assert!(t.rvsd(0).status().ports[0]
+        .device
+        .starts_with("net_af_xdp0"));
+}

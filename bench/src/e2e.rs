@@ -255,6 +255,14 @@ pub fn run(rvsd: &Path, secs: u32) -> Result<Vec<Target>> {
     let lb = l.lb.clone();
     l.t.start_rvsd(&lb, rvsd, &cfg);
     out.push(measure("rvs (af_packet)", &url, &l, true)?);
+    // The same on AF_XDP (generic XDP on veth here).
+    l.t.rvsd(0).stop();
+    let xdp = cfg.replace(
+        "net_af_packet0,iface=eth0,framecnt=8192",
+        "net_af_xdp0,iface=eth0",
+    );
+    l.t.start_rvsd(&lb, rvsd, &xdp);
+    out.push(measure("rvs (af_xdp)", &url, &l, true)?);
     Ok(out)
 }
 
