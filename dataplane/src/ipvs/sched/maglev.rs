@@ -48,25 +48,11 @@ fn key(addr: Ipv4Addr, port: u16, offset: u32) -> u64 {
     )
 }
 
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
 impl MaglevTable {
     /// Builds the table for the real servers (in service order). `size` must be prime.
     pub fn build(dests: &[ServerKey], size: usize) -> MaglevTable {
         let mut lookup = vec![EMPTY; size];
-        let g = dests.iter().filter(|d| d.weight > 0).fold(0, |g, d| {
-            if g == 0 {
-                d.weight
-            } else {
-                gcd(d.weight, g)
-            }
-        });
+        let g = super::weight_gcd(dests.iter().map(|d| d.weight));
         if g == 0 || dests.len() >= usize::from(EMPTY) {
             return MaglevTable { lookup };
         }

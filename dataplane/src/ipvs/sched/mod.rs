@@ -231,6 +231,14 @@ fn gcd(a: u32, b: u32) -> u32 {
     }
 }
 
+/// The greatest common divisor of the positive weights; 0 when there are none (as the
+/// kernel's ip_vs_wrr_gcd_weight and ip_vs_mh_gcd_weight compute it).
+pub(crate) fn weight_gcd(weights: impl Iterator<Item = u32>) -> u32 {
+    weights
+        .filter(|&w| w > 0)
+        .fold(0, |g, w| if g == 0 { w } else { gcd(w, g) })
+}
+
 impl Scheduler {
     /// A fresh scheduler for `dests`. `seed` differentiates workers' random choices (twos).
     pub fn new(
@@ -436,13 +444,7 @@ impl Scheduler {
 
 /// gcd of the positive weights (1 if none) and the kernel's `mw = max - (gcd - 1)`.
 fn wrr_params(dests: &[DestLoad]) -> (i64, i64) {
-    let g = dests.iter().filter(|d| d.weight > 0).fold(0, |g, d| {
-        if g == 0 {
-            d.weight
-        } else {
-            gcd(d.weight, g)
-        }
-    });
+    let g = weight_gcd(dests.iter().map(|d| d.weight));
     let di = if g == 0 { 1 } else { i64::from(g) };
     let max = i64::from(dests.iter().map(|d| d.weight).max().unwrap_or(0));
     let mw = if max == 0 { 0 } else { max - (di - 1) };
