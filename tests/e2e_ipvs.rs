@@ -275,9 +275,23 @@ fn two_workers_nat_and_fullnat_use_the_redirect_rings() {
     assert_eq!(m.len(), 3, "{m:?}");
     let m = tally(&get_many(&l.client.ns, v4(VIP, 8080), 60));
     assert_eq!(m.values().sum::<usize>(), 60);
-    let c = l.t.rvsd(0).counters();
-    let out: u64 = c.workers.iter().map(|w| w.redirected_out).sum();
-    let inn: u64 = c.workers.iter().map(|w| w.redirected_in).sum();
+    // Closing segments may still be in a ring when the last request returns: read the
+    // counters once the rings have drained (out stops differing from in).
+    let mut c = l.t.rvsd(0).counters();
+    let sums = |c: &ctrlplane::ctl::Counters| -> (u64, u64) {
+        (
+            c.workers.iter().map(|w| w.redirected_out).sum(),
+            c.workers.iter().map(|w| w.redirected_in).sum(),
+        )
+    };
+    for _ in 0..100 {
+        if sums(&c).0 == sums(&c).1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        c = l.t.rvsd(0).counters();
+    }
+    let (out, inn) = sums(&c);
     assert!(out > 0 && out == inn, "redirects out {out}, in {inn}");
     assert_eq!(c.drops("redirect_full"), 0);
 }
