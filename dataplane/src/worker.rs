@@ -19,6 +19,9 @@ use std::sync::Arc;
 /// Burst size of rx and tx (DPDK's customary 32).
 pub const BURST: usize = 32;
 
+/// Redirected packets a worker handles per poll at most.
+pub const REDIRECT_DRAIN: usize = 8 * BURST;
+
 /// How often the worker runs its timers (neighbour retries), in milliseconds.
 pub const TICK_MS: u64 = 100;
 
@@ -193,8 +196,10 @@ impl<F: Frame> WorkerCore<F> {
             self.next_ipvs_tick = now + 1000 - now % 1000;
             self.ipvs.tick(now, io);
         }
-        // Packets other workers passed to us, at most a burst per poll.
-        for _ in 0..BURST {
+        // Packets other workers passed to us. Up to eight bursts per poll: with N workers
+        // a worker may receive (N-1)/N of every other worker's burst, and a ring that is
+        // drained slower than it fills drops (redirect_full).
+        for _ in 0..REDIRECT_DRAIN {
             let Some((f, port)) = self.redirect.rings.get(self.id).and_then(|r| r.pop()) else {
                 break;
             };
