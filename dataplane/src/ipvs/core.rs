@@ -45,6 +45,16 @@ struct SvcRt {
     sched: Scheduler,
 }
 
+/// What the engine works with while it handles one packet: the snapshot, the time, the
+/// L2/L3 stack (for output), the I/O and the worker's counters.
+pub struct Cx<'a, F, I> {
+    pub snap: &'a Snapshot,
+    pub now_ms: u64,
+    pub net: &'a mut NetStack<F>,
+    pub io: &'a mut I,
+    pub wstats: &'a WorkerStats,
+}
+
 /// The result of looking at a packet.
 pub enum Verdict<F> {
     /// Not IPVS traffic: the frame goes on to local delivery.
@@ -338,6 +348,13 @@ impl IpvsWorker {
         io: &mut I,
         wstats: &WorkerStats,
     ) -> Verdict<F> {
+        let mut cx = Cx {
+            snap,
+            now_ms,
+            net,
+            io,
+            wstats,
+        };
         if snap.ipvs.is_empty() {
             return Verdict::Pass(frame);
         }
@@ -350,7 +367,7 @@ impl IpvsWorker {
         };
         let proto = ip.protocol();
         if proto == protocol::ICMP {
-            return self.icmp_error(frame, l3, snap, now_ms, net, io, wstats);
+            return self.icmp_error(frame, l3, &mut cx);
         }
         if proto != protocol::TCP && proto != protocol::UDP {
             return Verdict::Pass(frame);
@@ -371,11 +388,7 @@ impl IpvsWorker {
                 last,
                 len,
                 ours(),
-                snap,
-                now_ms,
-                net,
-                io,
-                wstats,
+                &mut cx,
             );
         }
         let l4 = ip.payload();
@@ -423,11 +436,11 @@ impl IpvsWorker {
         let now_s = (now_ms / 1000) as u32;
         if let Some(ci) = self.conns.lookup_in(&key) {
             self.track_fragments(frag_key, ci, Dir::Input, now_ms);
-            return self.inbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats);
+            return self.inbound(ci, frame, l3, pkt, now_s, &mut cx);
         }
         if let Some(ci) = self.conns.lookup_out(&key) {
             self.track_fragments(frag_key, ci, Dir::Output, now_ms);
-            return self.outbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats);
+            return self.outbound(ci, frame, l3, pkt, now_s, &mut cx);
         }
         let Some(svc) = snap.ipvs.lookup(proto, dst, dport) else {
             if snap.ipvs.is_lip(dst) {
@@ -446,22 +459,12 @@ impl IpvsWorker {
         match self.schedule(svc, &pkt, snap, now_s) {
             Ok(ci) => {
                 self.track_fragments(frag_key, ci, Dir::Input, now_ms);
-                self.inbound(ci, frame, l3, pkt, snap, now_ms, now_s, net, io, wstats)
+                self.inbound(ci, frame, l3, pkt, now_s, &mut cx)
             }
             Err(reason) => {
                 if reason == DropReason::NoDest {
                     // The kernel answers ICMP port unreachable when no server is available.
-                    self.send_icmp(
-                        &frame,
-                        l3,
-                        xmit::PORT_UNREACHABLE,
-                        0,
-                        snap,
-                        now_ms,
-                        net,
-                        io,
-                        wstats,
-                    );
+                    self.send_icmp(&frame, l3, xmit::PORT_UNREACHABLE, 0, &mut cx);
                 }
                 wstats.dropped(reason);
                 Verdict::Done
@@ -503,14 +506,10 @@ impl IpvsWorker {
         last: bool,
         len: u64,
         ours: bool,
-        snap: &Snapshot,
-        now_ms: u64,
-        net: &mut NetStack<F>,
-        io: &mut I,
-        wstats: &WorkerStats,
+        cx: &mut Cx<'_, F, I>,
     ) -> Verdict<F> {
         let entry = self.frags.get(&fk).copied().filter(|e| {
-            e.expires_ms > now_ms && {
+            e.expires_ms > cx.now_ms && {
                 let c = self.conns.get(e.conn);
                 c.state != conn::STATE_FREE && !c.is_template() && c.in_key() == e.key
             }
@@ -519,8 +518,8 @@ impl IpvsWorker {
             self.frags.remove(&fk);
         }
         let Some(e) = entry else {
-            if ours || snap.owned.get(Ipv4Addr::from(fk.1)).is_none() {
-                wstats.dropped(DropReason::FragUntracked);
+            if ours || cx.snap.owned.get(Ipv4Addr::from(fk.1)).is_none() {
+                cx.wstats.dropped(DropReason::FragUntracked);
                 return Verdict::Done;
             }
             return Verdict::Pass(frame);
@@ -534,11 +533,9 @@ impl IpvsWorker {
                 traffic.inbytes.add(len);
                 match c.fwd() {
                     Fwd::Dr => daddr,
-                    Fwd::Tun => {
-                        return self.encap_and_send(frame, l3, daddr, snap, now_ms, net, io, wstats)
-                    }
+                    Fwd::Tun => return self.encap_and_send(frame, l3, daddr, cx),
                     Fwd::Nat | Fwd::FullNat => {
-                        if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+                        if !self.ttl_ok(&mut frame, l3, cx) {
                             return Verdict::Done;
                         }
                         let src = (c.fwd() == Fwd::FullNat).then(|| Ipv4Addr::from(c.laddr));
@@ -550,7 +547,7 @@ impl IpvsWorker {
             Dir::Output => {
                 traffic.outpkts.inc();
                 traffic.outbytes.add(len);
-                if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+                if !self.ttl_ok(&mut frame, l3, cx) {
                     return Verdict::Done;
                 }
                 let dst = (c.fwd() == Fwd::FullNat).then_some(caddr);
@@ -562,23 +559,18 @@ impl IpvsWorker {
                 caddr
             }
         };
-        self.route_out(frame, to, snap, now_ms, net, io, wstats);
+        self.route_out(frame, to, cx);
         Verdict::Done
     }
 
     /// ICMP errors (destination unreachable, time exceeded) that quote a packet of a
     /// tracked connection are translated and passed to the other side, as the kernel's
     /// ip_vs_in_icmp / ip_vs_out_icmp do. Anything else goes on to local delivery.
-    #[allow(clippy::too_many_arguments)]
     fn icmp_error<F: Frame, I: Io<Frame = F>>(
         &mut self,
         mut frame: F,
         l3: usize,
-        snap: &Snapshot,
-        now_ms: u64,
-        net: &mut NetStack<F>,
-        io: &mut I,
-        wstats: &WorkerStats,
+        cx: &mut Cx<'_, F, I>,
     ) -> Verdict<F> {
         let q = {
             let Some(Ok(ip)) = frame.data().get(l3..).map(Ipv4Packet::new_checked) else {
@@ -610,10 +602,10 @@ impl IpvsWorker {
                 Fwd::Dr => {}
                 Fwd::Tun => {
                     self.stats.icmp_translated.inc();
-                    return self.encap_and_send(frame, l3, daddr, snap, now_ms, net, io, wstats);
+                    return self.encap_and_send(frame, l3, daddr, cx);
                 }
                 Fwd::Nat | Fwd::FullNat => {
-                    if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+                    if !self.ttl_ok(&mut frame, l3, cx) {
                         return Verdict::Done;
                     }
                     let fnat = c.fwd() == Fwd::FullNat;
@@ -625,19 +617,19 @@ impl IpvsWorker {
                         fnat.then_some((laddr, c.lport)),
                     );
                     if !ok {
-                        wstats.dropped(DropReason::IcmpMalformed);
+                        cx.wstats.dropped(DropReason::IcmpMalformed);
                         return Verdict::Done;
                     }
                 }
             }
             self.stats.icmp_translated.inc();
-            self.route_out(frame, daddr, snap, now_ms, net, io, wstats);
+            self.route_out(frame, daddr, cx);
             return Verdict::Done;
         }
         if let Some(ci) = self.conns.lookup_out(&turned) {
             let c = *self.conns.get(ci);
             let (vaddr, caddr) = (Ipv4Addr::from(c.vaddr), Ipv4Addr::from(c.caddr));
-            if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+            if !self.ttl_ok(&mut frame, l3, cx) {
                 return Verdict::Done;
             }
             let fnat = c.fwd() == Fwd::FullNat;
@@ -649,59 +641,49 @@ impl IpvsWorker {
                 Some((vaddr, c.vport)),
             );
             if !ok {
-                wstats.dropped(DropReason::IcmpMalformed);
+                cx.wstats.dropped(DropReason::IcmpMalformed);
                 return Verdict::Done;
             }
             self.stats.icmp_translated.inc();
-            self.route_out(frame, caddr, snap, now_ms, net, io, wstats);
+            self.route_out(frame, caddr, cx);
             return Verdict::Done;
         }
         Verdict::Pass(frame)
     }
 
     /// IPIP toward `daddr` and out, or the ICMP/drop the encapsulation calls for.
-    #[allow(clippy::too_many_arguments)]
     fn encap_and_send<F: Frame, I: Io<Frame = F>>(
         &mut self,
         mut frame: F,
         l3: usize,
         daddr: Ipv4Addr,
-        snap: &Snapshot,
-        now_ms: u64,
-        net: &mut NetStack<F>,
-        io: &mut I,
-        wstats: &WorkerStats,
+        cx: &mut Cx<'_, F, I>,
     ) -> Verdict<F> {
-        let Some(nh) = snap.routes.lookup(daddr) else {
-            wstats.dropped(DropReason::NoRoute);
+        let Some(nh) = cx.snap.routes.lookup(daddr) else {
+            cx.wstats.dropped(DropReason::NoRoute);
             return Verdict::Done;
         };
-        let Some(src) = snap.owned.source_for(nh.port, daddr) else {
-            wstats.dropped(DropReason::NoRoute);
+        let Some(src) = cx.snap.owned.source_for(nh.port, daddr) else {
+            cx.wstats.dropped(DropReason::NoRoute);
             return Verdict::Done;
         };
-        let mtu = snap.ports.get(nh.port).map_or(1500, |p| p.mtu);
+        let mtu = cx.snap.ports.get(nh.port).map_or(1500, |p| p.mtu);
         self.ip_ident = self.ip_ident.wrapping_add(self.workers as u16);
         match xmit::ipip_encap(&mut frame, l3, src, daddr, mtu, self.ip_ident) {
-            xmit::Encap::Done => {
-                net.neigh
-                    .output(frame, nh.port, nh.next_hop, now_ms, snap, io, wstats)
-            }
+            xmit::Encap::Done => cx.net.neigh.output(
+                frame,
+                nh.port,
+                nh.next_hop,
+                cx.now_ms,
+                cx.snap,
+                cx.io,
+                cx.wstats,
+            ),
             xmit::Encap::FragNeeded(m) => {
-                self.send_icmp(
-                    &frame,
-                    l3,
-                    xmit::FRAG_NEEDED,
-                    u32::from(m),
-                    snap,
-                    now_ms,
-                    net,
-                    io,
-                    wstats,
-                );
-                wstats.dropped(DropReason::FragNeeded);
+                self.send_icmp(&frame, l3, xmit::FRAG_NEEDED, u32::from(m), cx);
+                cx.wstats.dropped(DropReason::FragNeeded);
             }
-            xmit::Encap::Failed => wstats.dropped(DropReason::TooBig),
+            xmit::Encap::Failed => cx.wstats.dropped(DropReason::TooBig),
         }
         Verdict::Done
     }
@@ -875,25 +857,20 @@ impl IpvsWorker {
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn inbound<F: Frame, I: Io<Frame = F>>(
         &mut self,
         ci: u32,
         mut frame: F,
         l3: usize,
         p: Pkt,
-        snap: &Snapshot,
-        now_ms: u64,
         now_s: u32,
-        net: &mut NetStack<F>,
-        io: &mut I,
-        wstats: &WorkerStats,
+        cx: &mut Cx<'_, F, I>,
     ) -> Verdict<F> {
         let c = *self.conns.get(ci);
         let d = self.dests[c.dest as usize];
-        if !d.present && snap.ipvs.expire_nodest_conn {
+        if !d.present && cx.snap.ipvs.expire_nodest_conn {
             self.unbind_and_remove(ci);
-            wstats.dropped(DropReason::NoDestConn);
+            cx.wstats.dropped(DropReason::NoDestConn);
             return Verdict::Done;
         }
         self.transition(ci, p, Dir::Input, now_s);
@@ -908,46 +885,39 @@ impl IpvsWorker {
         match c.fwd() {
             Fwd::Dr => {}
             Fwd::Nat | Fwd::FullNat => {
-                if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+                if !self.ttl_ok(&mut frame, l3, cx) {
                     return Verdict::Done;
                 }
                 let src = (c.fwd() == Fwd::FullNat).then(|| (Ipv4Addr::from(c.laddr), c.lport));
                 if !xmit::rewrite(&mut frame.data_mut()[l3..], src, Some((daddr, c.dport))) {
-                    wstats.dropped(DropReason::L4Malformed);
+                    cx.wstats.dropped(DropReason::L4Malformed);
                     return Verdict::Done;
                 }
                 if c.fwd() == Fwd::FullNat
                     && p.proto == protocol::TCP
-                    && self.wants_toa(&c, &p, snap)
+                    && self.wants_toa(&c, &p, cx.snap)
                 {
-                    let mtu = self.route_mtu(snap, daddr);
+                    let mtu = self.route_mtu(cx.snap, daddr);
                     if !xmit::insert_toa(&mut frame, l3, caddr, c.cport, mtu) {
                         // Forwarded without it: the options area or the MTU had no room.
                         self.stats.toa_skipped.inc();
                     }
                 }
             }
-            Fwd::Tun => {
-                return self.encap_and_send(frame, l3, daddr, snap, now_ms, net, io, wstats)
-            }
+            Fwd::Tun => return self.encap_and_send(frame, l3, daddr, cx),
         }
-        self.route_out(frame, daddr, snap, now_ms, net, io, wstats);
+        self.route_out(frame, daddr, cx);
         Verdict::Done
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn outbound<F: Frame, I: Io<Frame = F>>(
         &mut self,
         ci: u32,
         mut frame: F,
         l3: usize,
         p: Pkt,
-        snap: &Snapshot,
-        now_ms: u64,
         now_s: u32,
-        net: &mut NetStack<F>,
-        io: &mut I,
-        wstats: &WorkerStats,
+        cx: &mut Cx<'_, F, I>,
     ) -> Verdict<F> {
         self.conns.get_mut(ci).flags &= !cf::NOOUTPUT;
         self.transition(ci, p, Dir::Output, now_s);
@@ -963,7 +933,7 @@ impl IpvsWorker {
             s.outpkts.inc();
             s.outbytes.add(p.len);
         }
-        if !self.ttl_ok(&mut frame, l3, snap, now_ms, net, io, wstats) {
+        if !self.ttl_ok(&mut frame, l3, cx) {
             return Verdict::Done;
         }
         let caddr = Ipv4Addr::from(c.caddr);
@@ -973,10 +943,10 @@ impl IpvsWorker {
             Some((Ipv4Addr::from(c.vaddr), c.vport)),
             dst,
         ) {
-            wstats.dropped(DropReason::L4Malformed);
+            cx.wstats.dropped(DropReason::L4Malformed);
             return Verdict::Done;
         }
-        self.route_out(frame, caddr, snap, now_ms, net, io, wstats);
+        self.route_out(frame, caddr, cx);
         Verdict::Done
     }
 
@@ -1072,51 +1042,31 @@ impl IpvsWorker {
     }
 
     /// Decrements the TTL of a packet rvs routes; at 1 it answers time-exceeded instead.
-    #[allow(clippy::too_many_arguments)]
     fn ttl_ok<F: Frame, I: Io<Frame = F>>(
         &mut self,
         frame: &mut F,
         l3: usize,
-        snap: &Snapshot,
-        now_ms: u64,
-        net: &mut NetStack<F>,
-        io: &mut I,
-        wstats: &WorkerStats,
+        cx: &mut Cx<'_, F, I>,
     ) -> bool {
         let Some(Ok(mut ip)) = frame.data_mut().get_mut(l3..).map(Ipv4Packet::new_checked) else {
             return false;
         };
         if ip.ttl() <= 1 {
-            self.send_icmp(
-                frame,
-                l3,
-                xmit::TIME_EXCEEDED,
-                0,
-                snap,
-                now_ms,
-                net,
-                io,
-                wstats,
-            );
-            wstats.dropped(DropReason::TtlExceeded);
+            self.send_icmp(frame, l3, xmit::TIME_EXCEEDED, 0, cx);
+            cx.wstats.dropped(DropReason::TtlExceeded);
             return false;
         }
         ip.decrement_ttl();
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn send_icmp<F: Frame, I: Io<Frame = F>>(
         &mut self,
         about: &F,
         l3: usize,
         (kind, code): (u8, u8),
         info: u32,
-        snap: &Snapshot,
-        now_ms: u64,
-        net: &mut NetStack<F>,
-        io: &mut I,
-        wstats: &WorkerStats,
+        cx: &mut Cx<'_, F, I>,
     ) {
         let Some(orig) = about.data().get(l3..) else {
             return;
@@ -1124,38 +1074,46 @@ impl IpvsWorker {
         let Ok(oip) = Ipv4Packet::new_checked(orig) else {
             return;
         };
-        let Some(nh) = snap.routes.lookup(oip.src()) else {
+        let Some(nh) = cx.snap.routes.lookup(oip.src()) else {
             return;
         };
-        let Some(src) = snap.owned.source_for(nh.port, oip.src()) else {
+        let Some(src) = cx.snap.owned.source_for(nh.port, oip.src()) else {
             return;
         };
-        let Some(mut f) = io.alloc() else {
-            wstats.dropped(DropReason::AllocFailed);
+        let Some(mut f) = cx.io.alloc() else {
+            cx.wstats.dropped(DropReason::AllocFailed);
             return;
         };
         if xmit::icmp_error(&mut f, orig, src, kind, code, info).is_some() {
-            net.neigh
-                .output(f, nh.port, nh.next_hop, now_ms, snap, io, wstats);
+            cx.net.neigh.output(
+                f,
+                nh.port,
+                nh.next_hop,
+                cx.now_ms,
+                cx.snap,
+                cx.io,
+                cx.wstats,
+            );
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn route_out<F: Frame, I: Io<Frame = F>>(
         &self,
         frame: F,
         dst: Ipv4Addr,
-        snap: &Snapshot,
-        now_ms: u64,
-        net: &mut NetStack<F>,
-        io: &mut I,
-        wstats: &WorkerStats,
+        cx: &mut Cx<'_, F, I>,
     ) {
-        match snap.routes.lookup(dst) {
-            Some(nh) => net
-                .neigh
-                .output(frame, nh.port, nh.next_hop, now_ms, snap, io, wstats),
-            None => wstats.dropped(DropReason::NoRoute),
+        match cx.snap.routes.lookup(dst) {
+            Some(nh) => cx.net.neigh.output(
+                frame,
+                nh.port,
+                nh.next_hop,
+                cx.now_ms,
+                cx.snap,
+                cx.io,
+                cx.wstats,
+            ),
+            None => cx.wstats.dropped(DropReason::NoRoute),
         }
     }
 
