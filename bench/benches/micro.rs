@@ -10,6 +10,8 @@ use dataplane::ipvs::sched::{
 use dataplane::packet::build::{self, Link};
 use dataplane::packet::MacAddr;
 use dataplane::snapshot::{Snapshot, SnapshotCell};
+use dataplane::worker::BURST;
+use rvs_bench::path::PathRig;
 use std::net::Ipv4Addr;
 
 const L: Link = Link {
@@ -175,5 +177,19 @@ fn snapshots(c: &mut Criterion) {
     });
 }
 
-criterion_group!(micro, parse, conns, schedulers, snapshots);
+/// rvs's own per-packet path on the throughput benchmark's director (see `rvs_bench::path`).
+fn worker_path(c: &mut Criterion) {
+    let mut g = c.benchmark_group("worker_path_1k_flows");
+    g.throughput(Throughput::Elements(BURST as u64));
+    for mode in ["dr", "tun", "nat", "fullnat"] {
+        let mut rig = PathRig::new(mode, 1000).expect("the benchmark's director");
+        g.bench_function(mode, |b| b.iter(|| rig.burst()));
+        let drops = rig.drops();
+        assert!(drops.is_empty(), "{mode}: the worker dropped {drops:?}");
+        assert!(rig.io.sent > 0, "{mode}: the worker forwarded nothing");
+    }
+    g.finish();
+}
+
+criterion_group!(micro, parse, conns, schedulers, snapshots, worker_path);
 criterion_main!(micro);

@@ -4,4 +4,6 @@
 //! can be reproduced bit for bit.
 
 pub mod e2e;
+pub mod path;
+pub mod setup;
 pub mod trace;

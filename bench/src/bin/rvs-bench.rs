@@ -7,13 +7,16 @@
 //! with one worker for DR, TUN, NAT and FULLNAT at 1k and 1M flows, new connections per
 //! second from a SYN-only trace of unique flows, and the two-worker scaling of DR. Every
 //! figure is received packets per second over a measured window after a warm-up.
+//!
+//!   rvs-bench case MODE FLOWS [--hold SECS]   one mode against 5tswap (A/B, profiling)
+//!   rvs-bench path MODE [BURSTS]              rvs's own path without DPDK (callgrind)
 
 use anyhow::{bail, Context, Result};
 use ctrlplane::ctl::{call, Request, Response};
+use rvs_bench::setup::{director_yaml, spec};
 use rvs_bench::trace::{generate, Profile, TraceSpec};
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -100,23 +103,6 @@ fn write_trace(path: &Path, spec: &TraceSpec) -> Result<u64> {
     res?;
     w.flush()?;
     Ok(n)
-}
-
-fn spec(profile: Profile, flows: u32, rounds: u32) -> TraceSpec {
-    TraceSpec {
-        profile,
-        flows,
-        rounds,
-        size: 64,
-        seed: 1,
-        vip: Ipv4Addr::new(198, 18, 1, 100),
-        vport: 80,
-        servers: (11..15)
-            .map(|d| (Ipv4Addr::new(198, 18, 0, d), 80))
-            .collect(),
-        dst_mac: dataplane::packet::MacAddr([2, 0x70, 0x63, 0x61, 0x70, 0]),
-        src_mac: dataplane::packet::MacAddr([2, 0, 0, 0, 0, 0xc1]),
-    }
 }
 
 /// Memory and mbufs to hold a replayed trace of `packets` frames plus queues.
@@ -225,49 +211,30 @@ fn rvsd(
 ) -> Result<Rvsd> {
     let (mbufs, mb) = sizing(packets, workers);
     let socket = dir.join(format!("{name}.sock"));
-    let fwd = mode;
-    let laddr = if mode == "fullnat" {
-        "    local_addresses: [\"198.18.0.3\", \"198.18.0.4\", \"198.18.0.5\", \"198.18.0.6\"]\n"
-    } else {
-        ""
-    };
     let rx = (0..workers)
         .map(|_| format!("rx_pcap={}", trace.display()))
         .collect::<Vec<_>>()
         .join(",");
-    let servers: String = (11..15)
-        .map(|d| format!("      - {{ address: \"198.18.0.{d}:80\", forward: {fwd} }}\n"))
-        .collect();
-    let neigh: String = (11..15)
-        .map(|d| {
-            format!(
-                "  - {{ address: \"198.18.0.{d}\", mac: \"02:00:00:00:00:{d}\", port: out0 }}\n"
-            )
-        })
-        .collect();
-    let cfg = format!(
+    let head = format!(
         r#"eal: {{ cores: "0-1", file_prefix: rvsbench, hugepages: off, memory_mb: {mb} }}
 dataplane: {{ workers: {workers}, idle: busy, mbufs: {mbufs}, rx_desc: 1024, tx_desc: 1024 }}
 ipvs: {{ connections: {conns} }}
 metrics: {{ listen: "" }}
 control: {{ socket: "{socket}" }}
-ports:
-  - {{ name: in0, device: "net_pcap0,{rx},infinite_rx=1", addresses: ["198.18.1.2/24"] }}
-  - {{ name: out0, device: "net_null0,no-rx=1", addresses: ["198.18.0.2/24"] }}
-neighbours:
-{neigh}{services}"#,
+"#,
         conns = (u64::from(flows) * 2).max(65536),
         socket = socket.display(),
-        services = if mode == "none" {
-            "services: []\n".to_string()
-        } else {
-            format!("services:\n  - vip: \"198.18.1.100:80\"\n    scheduler: rr\n{laddr}    real_servers:\n{servers}")
-        },
+    );
+    let cfg = director_yaml(
+        &head,
+        mode,
+        &format!("net_pcap0,{rx},infinite_rx=1"),
+        "net_null0,no-rx=1",
     );
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, cfg)?;
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-    let exe = std::env::current_exe()?.with_file_name("rvsd");
+    let exe = rvsd_exe()?;
     let child = Command::new(&exe)
         .arg("--config")
         .arg(&path)
@@ -287,6 +254,14 @@ neighbours:
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(r)
+}
+
+/// The rvsd next to this binary, or `$RVS_BENCH_RVSD` (to compare two builds).
+fn rvsd_exe() -> Result<PathBuf> {
+    match std::env::var_os("RVS_BENCH_RVSD") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => Ok(std::env::current_exe()?.with_file_name("rvsd")),
+    }
 }
 
 fn counters(r: &Rvsd) -> Result<(u64, u64, u64)> {
@@ -462,9 +437,75 @@ fn throughput(quick: bool, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// One mode at one flow count against testpmd 5tswap on the same trace, for A/B runs and
+/// profiling: `rvs-bench case dr 1000 [--hold SECS]`. With --hold, rvsd keeps running
+/// that long after the measurement (attach `perf record -t <worker tid>` meanwhile).
+fn single(mode: &str, flows: u32, hold: u64) -> Result<()> {
+    let dir = std::env::temp_dir().join("rvs-bench");
+    std::fs::create_dir_all(&dir)?;
+    let rounds = if flows <= 1000 { 64 } else { 0 };
+    let trace = dir.join(format!("est-{flows}.pcap"));
+    let packets = write_trace(&trace, &spec(Profile::Established, flows, rounds))?;
+    // RVS_BENCH_SWAP=<pps> skips testpmd (A/B runs of two rvsd builds).
+    let swap = match std::env::var("RVS_BENCH_SWAP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(v) => v,
+        None => testpmd(&trace, packets, "5tswap")?,
+    };
+    case("testpmd", "5tswap", flows, 1, swap, None, String::new());
+    let r = rvsd(
+        &dir,
+        &format!("{mode}-{flows}"),
+        mode,
+        &trace,
+        packets,
+        1,
+        flows,
+    )?;
+    let (pps, note) = measure(&r)?;
+    let c = case("rvs", mode, flows, 1, pps, Some(swap), note);
+    eprintln!("  ratio to 5tswap: {:.2}", c.ratio_to_5tswap.unwrap_or(0.0));
+    if hold > 0 {
+        eprintln!("  rvsd pid {} held for {hold} s", r.child.id());
+        std::thread::sleep(Duration::from_secs(hold));
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("path") => {
+            // A fixed amount of work for `valgrind --tool=callgrind` (instructions per
+            // packet do not move with the machine's noise); also prints a rough ns/packet.
+            let mode = args.get(1).map(String::as_str).unwrap_or("dr");
+            let bursts: u64 = args.get(2).and_then(|b| b.parse().ok()).unwrap_or(100_000);
+            let mut rig = rvs_bench::path::PathRig::new(mode, 1000)?;
+            let t = Instant::now();
+            for _ in 0..bursts {
+                rig.burst();
+            }
+            let packets = bursts * dataplane::worker::BURST as u64;
+            eprintln!(
+                "{mode}: {packets} packets, {:.1} ns/packet, forwarded {}",
+                t.elapsed().as_nanos() as f64 / packets as f64,
+                rig.io.sent
+            );
+            Ok(())
+        }
+        Some("case") => {
+            let mode = args.get(1).map(String::as_str).unwrap_or("dr");
+            let flows = args.get(2).and_then(|f| f.parse().ok()).unwrap_or(1000);
+            let hold = args
+                .iter()
+                .position(|a| a == "--hold")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|h| h.parse().ok())
+                .unwrap_or(0);
+            single(mode, flows, hold)
+        }
         Some("throughput") => {
             let quick = args.iter().any(|a| a == "--quick");
             let out = args
@@ -487,13 +528,13 @@ fn main() -> Result<()> {
                 .and_then(|i| args.get(i + 1))
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("bench/results/e2e.json"));
-            let rvsd = std::env::current_exe()?.with_file_name("rvsd");
+            let rvsd = rvsd_exe()?;
             let targets = rvs_bench::e2e::run(&rvsd, secs)?;
             let report = serde_json::json!({ "machine": machine(), "seconds_per_load": secs, "wrk": "1 thread, 16 connections", "flood_pps_target": rvs_bench::e2e::FLOOD_PPS, "targets": targets });
             std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        _ => bail!("usage: rvs-bench throughput|e2e [--quick] [--out FILE]"),
+        _ => bail!("usage: rvs-bench throughput|e2e [--quick] [--out FILE] | case MODE FLOWS [--hold SECS] | path MODE [BURSTS]"),
     }
 }
