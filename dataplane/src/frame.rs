@@ -27,11 +27,16 @@ pub trait Io {
 }
 
 /// A frame in ordinary heap memory, laid out like an mbuf (headroom, data, tailroom).
+/// One pointer wide, like the mbuf pointer it stands in for, so that passing frames by
+/// value costs what it costs in the daemon.
 #[derive(Clone, PartialEq, Eq)]
-pub struct HeapFrame {
-    buf: Vec<u8>,
+pub struct HeapFrame(Box<HeapBuf>);
+
+#[derive(Clone, PartialEq, Eq)]
+struct HeapBuf {
     head: usize,
     len: usize,
+    buf: [u8; HeapFrame::CAPACITY],
 }
 
 impl HeapFrame {
@@ -39,18 +44,24 @@ impl HeapFrame {
     pub const CAPACITY: usize = 2048;
 
     pub fn new() -> Self {
-        HeapFrame {
-            buf: vec![0; Self::CAPACITY],
+        HeapFrame(Box::new(HeapBuf {
             head: Self::HEADROOM,
             len: 0,
-        }
+            buf: [0; Self::CAPACITY],
+        }))
+    }
+    /// Empties the frame and restores its headroom, as an mbuf returning to its pool.
+    pub fn reset(&mut self) {
+        self.0.head = Self::HEADROOM;
+        self.0.len = 0;
     }
     /// A frame holding a copy of `bytes` (truncated to the capacity after headroom).
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut f = Self::new();
         let n = bytes.len().min(Self::CAPACITY - Self::HEADROOM);
-        f.buf[f.head..f.head + n].copy_from_slice(&bytes[..n]);
-        f.len = n;
+        let h = f.0.head;
+        f.0.buf[h..h + n].copy_from_slice(&bytes[..n]);
+        f.0.len = n;
         f
     }
 }
@@ -63,38 +74,41 @@ impl Default for HeapFrame {
 
 impl std::fmt::Debug for HeapFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HeapFrame({} bytes)", self.len)
+        write!(f, "HeapFrame({} bytes)", self.0.len)
     }
 }
 
 impl Frame for HeapFrame {
+    #[inline]
     fn data(&self) -> &[u8] {
-        &self.buf[self.head..self.head + self.len]
+        &self.0.buf[self.0.head..self.0.head + self.0.len]
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.head..self.head + self.len]
+        let b = &mut *self.0;
+        &mut b.buf[b.head..b.head + b.len]
     }
     fn set_len(&mut self, len: usize) -> bool {
-        if self.head + len > self.buf.len() {
+        if self.0.head + len > Self::CAPACITY {
             return false;
         }
-        self.len = len;
+        self.0.len = len;
         true
     }
     fn prepend(&mut self, n: usize) -> bool {
-        if n > self.head {
+        if n > self.0.head {
             return false;
         }
-        self.head -= n;
-        self.len += n;
+        self.0.head -= n;
+        self.0.len += n;
         true
     }
     fn adj(&mut self, n: usize) -> bool {
-        if n > self.len {
+        if n > self.0.len {
             return false;
         }
-        self.head += n;
-        self.len -= n;
+        self.0.head += n;
+        self.0.len -= n;
         true
     }
 }
