@@ -165,6 +165,7 @@ impl<F: Frame> NeighTable<F> {
     /// Sends `frame` (an IPv4 packet behind a 14-byte Ethernet header whose MACs are
     /// filled in here) to `next_hop` on `port`, resolving it first when needed.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn output<I: Io<Frame = F>>(
         &mut self,
         frame: F,
@@ -179,6 +180,23 @@ impl<F: Frame> NeighTable<F> {
         if f.ip == u32::from(next_hop) && f.port == port as u32 && now < f.until {
             return send(frame, f.mac, port, ports, io, stats);
         }
+        self.output_slow(frame, port, next_hop, now, ports, io, stats)
+    }
+
+    /// `output` past the per-worker cache: kept out of line so that the hash-map probe
+    /// it prepares is not paid by every cached send.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn output_slow<I: Io<Frame = F>>(
+        &mut self,
+        frame: F,
+        port: usize,
+        next_hop: Ipv4Addr,
+        now: u64,
+        ports: &impl PortAddrs,
+        io: &mut I,
+        stats: &WorkerStats,
+    ) {
         let p = self.params;
         match self.map.get_mut(&next_hop) {
             Some(Entry {
@@ -220,7 +238,7 @@ impl<F: Frame> NeighTable<F> {
                         // Unanswered refreshes: forget it and resolve from scratch.
                         self.clear_fast();
                         self.map.remove(&next_hop);
-                        return self.output(frame, port, next_hop, now, ports, io, stats);
+                        return self.output_slow(frame, port, next_hop, now, ports, io, stats);
                     }
                     *probes += 1;
                     *next_probe = now + p.retrans_ms;
@@ -425,6 +443,7 @@ fn flush<F: Frame, I: Io<Frame = F>>(
 }
 
 /// Writes both MACs of an already-built Ethernet header and queues the frame.
+#[inline]
 fn send<F: Frame, I: Io<Frame = F>>(
     mut frame: F,
     dst: MacAddr,

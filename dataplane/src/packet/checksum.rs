@@ -5,28 +5,50 @@
 
 use std::net::Ipv4Addr;
 
-/// Adds `data` to a one's-complement accumulator. Sums 32-bit big-endian words into a
-/// 64-bit register (2^16 = 1 modulo 0xffff, so this equals the 16-bit word sum) and folds
-/// once at the end: several times faster than word-by-word folding on short headers.
+/// Adds `data` to a one's-complement accumulator. The sum is byte-order independent
+/// (RFC 1071 section 2(B)): 64-bit words are added in native order with end-around carry,
+/// folded to 16 bits and byte-swapped once at the end, instead of swapping and adding
+/// every 16-bit word (a third of the instructions on a 20-byte IPv4 header).
+#[inline]
 pub fn accumulate(acc: u32, data: &[u8]) -> u32 {
-    let mut sum = u64::from(acc);
-    let mut chunks = data.chunks_exact(4);
+    #[inline(always)]
+    fn add(sum: u64, v: u64) -> u64 {
+        let (s, carry) = sum.overflowing_add(v);
+        s + u64::from(carry)
+    }
+    let mut sum = 0u64;
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        sum += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        sum = add(
+            sum,
+            u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+        );
     }
-    let rem = chunks.remainder();
+    let mut rem = chunks.remainder();
+    if rem.len() >= 4 {
+        sum = add(
+            sum,
+            u64::from(u32::from_ne_bytes([rem[0], rem[1], rem[2], rem[3]])),
+        );
+        rem = &rem[4..];
+    }
     if rem.len() >= 2 {
-        sum += u64::from(u16::from_be_bytes([rem[0], rem[1]]));
+        sum = add(sum, u64::from(u16::from_ne_bytes([rem[0], rem[1]])));
+        rem = &rem[2..];
     }
-    if rem.len() % 2 == 1 {
-        sum += u64::from(rem[rem.len() - 1]) << 8;
+    if let Some(&last) = rem.first() {
+        // An odd byte is the high half of a zero-padded word.
+        sum = add(sum, u64::from(u16::from_ne_bytes([last, 0])));
     }
     sum = (sum & 0xffff_ffff) + (sum >> 32);
     sum = (sum & 0xffff_ffff) + (sum >> 32);
-    ((sum & 0xffff) + (sum >> 16)) as u32
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    acc + u32::from(u16::from_be(sum as u16))
 }
 
 /// Folds the accumulator to 16 bits and complements it: the value to store in a header.
+#[inline]
 pub fn finish(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -35,6 +57,7 @@ pub fn finish(mut acc: u32) -> u16 {
 }
 
 /// The checksum of `data` alone.
+#[inline]
 pub fn checksum(data: &[u8]) -> u16 {
     finish(accumulate(0, data))
 }
@@ -109,7 +132,30 @@ mod tests {
         a == b || (a == 0xffff && b == 0) || (a == 0 && b == 0xffff)
     }
 
+    /// RFC 1071 as written: big-endian 16-bit words, folded as they go.
+    fn reference(acc: u32, data: &[u8]) -> u32 {
+        let mut sum = acc;
+        for w in data.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum
+    }
+
     proptest! {
+        #[test]
+        fn accumulate_matches_the_word_by_word_sum(data in proptest::collection::vec(any::<u8>(), 0..200),
+                                                   skip in 0usize..8, acc in 0u32..0x2_0000) {
+            let d = &data[skip.min(data.len())..];
+            prop_assert!(same(finish(accumulate(acc, d)), finish(reference(acc, d))));
+        }
+
+        #[test]
+        fn saturated_words_carry_correctly(n in 0usize..100) {
+            let d = vec![0xffu8; n];
+            prop_assert!(same(checksum(&d), finish(reference(0, &d))));
+        }
+
         #[test]
         fn incremental_matches_recompute(mut data in proptest::collection::vec(any::<u8>(), 8..64),
                                          word in 0usize..4, new16 in any::<u16>(), new32 in any::<u32>()) {
