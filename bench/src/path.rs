@@ -98,8 +98,12 @@ impl PathRig {
             f.data_mut().copy_from_slice(bytes);
             rx.push(f);
         }
-        for f in &rx {
-            self.worker.prefetch_bytes(f.data());
+        let mut hints = [0u32; BURST];
+        for (h, f) in hints.iter_mut().zip(&rx) {
+            *h = self.worker.prefetch_bytes(f.data());
+        }
+        for &h in &hints {
+            self.worker.prefetch_conn(h);
         }
         for f in rx {
             self.worker.handle(f, 0, 1000, &mut self.io);

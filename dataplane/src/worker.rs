@@ -6,7 +6,7 @@
 //! them travels through their mailboxes, and configuration reaches it as snapshots.
 
 use crate::frame::{Frame, Io};
-use crate::ipvs::core::{owner, IpvsWorker, Verdict};
+use crate::ipvs::core::{owner, IpvsWorker, Verdict, NO_HINT};
 use crate::ipvs::stats::IpvsStats;
 use crate::net::{ipv4_validate, Learned, NetStack};
 use crate::packet::ethernet::ethertype;
@@ -224,12 +224,19 @@ impl<F: Frame> WorkerCore<F> {
         self.stats.snapshot_generation.add(snap.generation);
     }
 
-    /// Warms the caches for a burst before it is handled (see `IpvsWorker::prefetch`).
+    /// Warms the caches for a burst before it is handled, in two passes over the burst:
+    /// `prefetch_bytes` on every frame (connection buckets), then `prefetch_conn` on
+    /// every hint it returned (the connections). See `IpvsWorker::prefetch`.
     #[inline]
-    pub fn prefetch_bytes(&self, frame: &[u8]) {
-        if !self.snap.ipvs.is_empty() {
-            self.ipvs.prefetch(frame);
+    pub fn prefetch_bytes(&self, frame: &[u8]) -> u32 {
+        if self.snap.ipvs.is_empty() {
+            return NO_HINT;
         }
+        self.ipvs.prefetch(frame)
+    }
+    #[inline]
+    pub fn prefetch_conn(&self, hint: u32) {
+        self.ipvs.prefetch_conn(hint);
     }
 
     /// Handles one received frame.

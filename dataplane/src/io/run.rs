@@ -198,11 +198,15 @@ fn run_worker(ctx: WorkerCtx) {
             });
             got += n;
             let pc = &stats.ports[pidx];
-            // First pass: prefetch each packet's connection bucket, so that the lookups
-            // of the second pass find them in cache.
-            for &raw in &rx[..n] {
+            // Two prefetch passes (connection buckets, then the connections they hold),
+            // so that the lookups of the last pass find both in cache.
+            let mut hints = [0u32; BURST];
+            for (h, &raw) in hints.iter_mut().zip(&rx[..n]) {
                 // SAFETY: the mbufs are valid and unmodified until handled below.
-                core.prefetch_bytes(unsafe { super::mbuf::data_of(raw) });
+                *h = core.prefetch_bytes(unsafe { super::mbuf::data_of(raw) });
+            }
+            for &h in &hints[..n] {
+                core.prefetch_conn(h);
             }
             // Counters once per burst, not four updates per packet.
             let mut bytes = 0u64;

@@ -276,11 +276,24 @@ impl ConnTable {
         ((h >> 32) as u32 & self.mask) as usize
     }
 
-    /// Prefetches the IN chain head of `k` (called for a whole burst before lookups).
+    /// Prefetches the IN chain head of `k` (called for a whole burst before lookups);
+    /// returns the bucket for `prefetch_chain`.
     #[inline]
-    pub fn prefetch_in(&self, k: &Key) {
+    pub fn prefetch_in(&self, k: &Key) -> u32 {
         let b = self.bucket(k);
         prefetch(&self.in_heads[b]);
+        b as u32
+    }
+
+    /// Second stage, once the head prefetched by `prefetch_in` has arrived: prefetches
+    /// the first entry of the chain, so that a lookup's two dependent loads both hit.
+    #[inline]
+    pub fn prefetch_chain(&self, bucket: u32) {
+        if let Some(&i) = self.in_heads.get(bucket as usize) {
+            if let Some(c) = self.slab.get(i as usize) {
+                prefetch(c);
+            }
+        }
     }
 
     #[inline]

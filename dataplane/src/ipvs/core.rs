@@ -181,6 +181,9 @@ fn endpoint_hash(a: Ipv4Addr, p: u16) -> usize {
     (x >> 40) as usize
 }
 
+/// `IpvsWorker::prefetch` found nothing to look up.
+pub const NO_HINT: u32 = u32::MAX;
+
 /// Parsed essentials of a TCP/UDP packet.
 #[derive(Clone, Copy)]
 struct Pkt {
@@ -279,20 +282,23 @@ impl IpvsWorker {
 
     /// Prefetches the connection-table bucket a frame will be looked up in (IPv4 TCP/UDP
     /// behind an untagged Ethernet header; anything else is skipped). Called for a whole
-    /// rx burst before it is processed, so the cache misses overlap.
+    /// rx burst before it is processed, so the cache misses overlap. Returns a hint for
+    /// `prefetch_conn` (NO_HINT when there is nothing to look up).
     #[inline]
-    pub fn prefetch(&self, frame: &[u8]) {
-        let Some(ip) = frame.get(14..34) else { return };
+    pub fn prefetch(&self, frame: &[u8]) -> u32 {
+        let Some(ip) = frame.get(14..34) else {
+            return NO_HINT;
+        };
         if frame[12..14] != [0x08, 0x00] {
-            return;
+            return NO_HINT;
         }
         let hl = usize::from(ip[0] & 0x0f) * 4;
         let proto = ip[9];
         if proto != protocol::TCP && proto != protocol::UDP {
-            return;
+            return NO_HINT;
         }
         let Some(ports) = frame.get(14 + hl..14 + hl + 4) else {
-            return;
+            return NO_HINT;
         };
         let key = Key {
             proto,
@@ -301,7 +307,15 @@ impl IpvsWorker {
             daddr: u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]),
             dport: u16::from_be_bytes([ports[2], ports[3]]),
         };
-        self.conns.prefetch_in(&key);
+        self.conns.prefetch_in(&key)
+    }
+
+    /// The second prefetch stage for a hint of `prefetch`: the connection entry itself.
+    #[inline]
+    pub fn prefetch_conn(&self, hint: u32) {
+        if hint != NO_HINT {
+            self.conns.prefetch_chain(hint);
+        }
     }
 
     /// Once a second or so: expire connections and templates, age lblc caches.
@@ -472,7 +486,22 @@ impl IpvsWorker {
         }
     }
 
+    /// Remembers the connection of a first fragment for the fragments that follow it.
+    #[inline]
     fn track_fragments(
+        &mut self,
+        key: Option<(u32, u32, u16, u8)>,
+        conn: u32,
+        dir: Dir,
+        now_ms: u64,
+    ) {
+        if key.is_some() {
+            self.track_fragments_slow(key, conn, dir, now_ms);
+        }
+    }
+
+    #[inline(never)]
+    fn track_fragments_slow(
         &mut self,
         key: Option<(u32, u32, u16, u8)>,
         conn: u32,
@@ -973,6 +1002,7 @@ impl IpvsWorker {
     }
 
     /// State transition and expiry for a packet of connection `ci` (set_tcp_state).
+    #[inline]
     fn transition(&mut self, ci: u32, p: Pkt, dir: Dir, now_s: u32) {
         let c = *self.conns.get(ci);
         let (new, timeout) = if p.proto == protocol::TCP {

@@ -106,6 +106,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn payload(&self) -> &[u8] {
         &self.b()[self.header_len()..self.total_len()]
     }
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::checksum(self.header()) == 0
     }
