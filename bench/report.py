@@ -117,7 +117,11 @@ def main():
     w(f"- Kernel {m['kernel']}, DPDK {m['dpdk']}")
     w("- A 2-core virtual machine without a NIC: traffic is a pcap trace replayed by `net_pcap`")
     w("  (`infinite_rx=1`) and sent to `net_null` (`no-rx=1`). testpmd runs on the same trace and")
-    w("  vdevs in the same run: that is the limit every rvs figure is compared with.\n")
+    w("  vdevs in the same run: that is the limit every rvs figure is compared with.")
+    w("- The VM's speed drifts by about ±15% within minutes, so every rvs measurement is paired")
+    w("  with a testpmd 5tswap measurement taken right before it; an rvs row shows the median rate")
+    w("  and the median ratio over its pairs (each pair's ratio is in the note), and the 5tswap row")
+    w("  the median of all its runs on that trace.\n")
     w("## Per-core throughput (64-byte frames)\n")
     w("| program | mode | flows | workers | Mpps | ns/packet | vs testpmd 5tswap | note |")
     w("|---|---|---:|---:|---:|---:|---:|---|")
@@ -188,8 +192,19 @@ def main():
     w("- Maglev: ~350 ns per packet per thread. testpmd MAC-swap ~22-24 Mpps per core on the XDP paper's host.")
     w("- 10GbE line rate with 64 B frames = 14.88 Mpps (67.2 ns per packet).\n")
     w("Same-machine comparisons are only the tables above (rvs vs testpmd on the same trace and vdevs, one run).")
-    w("This machine is a shared VM: repeated runs moved testpmd 5tswap between 13.8 and 18.3 Mpps and rvs")
-    w("DR between 5.8 and 7.2 Mpps, so compare ratios within a run rather than absolute numbers across runs.\n")
+    w("This machine is a shared VM: repeated runs moved testpmd 5tswap between 12.3 and 18.3 Mpps and rvs")
+    w("DR between 5.2 and 7.5 Mpps, so compare the paired ratios rather than absolute numbers across runs.\n")
+    w("rvs's own cost per packet without DPDK is the `worker_path_1k_flows` micro-benchmark above;")
+    w("its instructions per packet, counted by callgrind (`rvs-bench instructions`), do not move with")
+    w("the noise:\n")
+    ins = RES / "instructions.json"
+    if ins.exists():
+        per = json.loads(ins.read_text())["instructions_per_packet"]
+        w("| mode | instructions per packet |")
+        w("|---|---:|")
+        for mode, n in per.items():
+            w(f"| {mode} | {n:.0f} |")
+        w("")
     (ROOT / "BENCHMARKS.md").write_text("\n".join(out))
     try:
         plots(t)

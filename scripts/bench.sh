@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib
-for p in wrk haproxy nftables; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null; done
+for p in wrk haproxy nftables valgrind; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null; done
 # HAProxy only runs inside the benchmark's namespace.
 systemctl disable --now haproxy >/dev/null 2>&1 || true
 
@@ -19,6 +19,8 @@ echo "== per-core throughput and connection rate"
 ./target/release/rvs-bench throughput ${1:-} --out bench/results/throughput.json
 echo "== end to end: direct, nftables DNAT, HAProxy, rvs (wrk, SYN flood)"
 ./target/release/rvs-bench e2e ${1:-} --out bench/results/e2e.json
+echo "== instructions per packet (callgrind)"
+./target/release/rvs-bench instructions --out bench/results/instructions.json
 echo "== micro-benchmarks"
 if [ "${1:-}" = "--quick" ]; then
   cargo bench -p rvs-bench --bench micro -- --quick conn_table/lookup_hit scheduler_pick | tee bench/results/micro.txt

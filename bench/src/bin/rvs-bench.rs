@@ -10,6 +10,7 @@
 //!
 //!   rvs-bench case MODE FLOWS [--hold SECS]   one mode against 5tswap (A/B, profiling)
 //!   rvs-bench path MODE [BURSTS]              rvs's own path without DPDK (callgrind)
+//!   rvs-bench instructions [--out FILE]       instructions per packet of that path
 
 use anyhow::{bail, Context, Result};
 use ctrlplane::ctl::{call, Request, Response};
@@ -341,7 +342,7 @@ fn case(
     flows: u32,
     workers: usize,
     pps: f64,
-    limit: Option<f64>,
+    ratio: Option<f64>,
     note: String,
 ) -> Case {
     let mpps = pps / 1e6;
@@ -359,12 +360,26 @@ fn case(
         } else {
             0.0
         },
-        ratio_to_5tswap: limit.map(|l| ((pps / l) * 100.0).round() / 100.0),
+        ratio_to_5tswap: ratio.map(|r| (r * 100.0).round() / 100.0),
         note,
     }
 }
 
+fn median_index(v: &[f64]) -> usize {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].partial_cmp(&v[b]).unwrap_or(std::cmp::Ordering::Equal));
+    idx[idx.len() / 2]
+}
+
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v[median_index(v)]
+}
+
 fn throughput(quick: bool, out: &Path) -> Result<()> {
+    let reps = if quick { 1 } else { 3 };
     let dir = std::env::temp_dir().join("rvs-bench");
     std::fs::create_dir_all(&dir)?;
     let mut cases = Vec::new();
@@ -382,36 +397,62 @@ fn throughput(quick: bool, out: &Path) -> Result<()> {
         );
         let io = testpmd(&trace, packets, "io")?;
         cases.push(case("testpmd", "io", flows, 1, io, None, String::new()));
-        let swap = testpmd(&trace, packets, "5tswap")?;
+        // This is a shared VM whose speed drifts by +-15% within minutes, so every rvs
+        // run is paired with a testpmd 5tswap run right before it, and the reported
+        // figures are medians over `reps` pairs: the ratio compares like with like.
+        let mut swaps = Vec::new();
+        let mut rows = Vec::new();
+        for (mode, workers) in [("dr", 1), ("tun", 1), ("nat", 1), ("fullnat", 1), ("dr", 2)] {
+            if workers > 1 && flows > 1000 {
+                continue;
+            }
+            let (mut rates, mut ratios, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..reps {
+                let swap = testpmd(&trace, packets, "5tswap")?;
+                swaps.push(swap);
+                let name = format!("{mode}-{workers}w-{flows}");
+                let r = rvsd(&dir, &name, mode, &trace, packets, workers, flows)?;
+                let (pps, note) = measure(&r)?;
+                drop(r);
+                eprintln!(
+                    "    pair: 5tswap {:.2} Mpps, rvs {mode} {:.2} Mpps = {:.2}",
+                    swap / 1e6,
+                    pps / 1e6,
+                    pps / swap
+                );
+                rates.push(pps);
+                ratios.push(pps / swap);
+                notes.push(note);
+            }
+            let note = format!(
+                "{}; median of {reps} paired runs, ratios {}",
+                notes[median_index(&rates)],
+                ratios
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            rows.push(case(
+                "rvs",
+                mode,
+                flows,
+                workers,
+                median(&rates),
+                Some(median(&ratios)),
+                note,
+            ));
+        }
         cases.push(case(
             "testpmd",
             "5tswap",
             flows,
             1,
-            swap,
+            median(&swaps),
             None,
-            String::new(),
+            format!("median of {} runs", swaps.len()),
         ));
-        for mode in ["dr", "tun", "nat", "fullnat"] {
-            let r = rvsd(
-                &dir,
-                &format!("{mode}-{flows}"),
-                mode,
-                &trace,
-                packets,
-                1,
-                flows,
-            )?;
-            let (pps, note) = measure(&r)?;
-            drop(r);
-            cases.push(case("rvs", mode, flows, 1, pps, Some(swap), note));
-        }
-        if flows <= 1000 {
-            let r = rvsd(&dir, "dr-2w", "dr", &trace, packets, 2, flows)?;
-            let (pps, note) = measure(&r)?;
-            drop(r);
-            cases.push(case("rvs", "dr", flows, 2, pps, Some(swap), note));
-        }
+        cases.extend(rows);
     }
     let cps_flows = if quick { 200_000 } else { 1_000_000 };
     let trace = dir.join(format!("syn-{cps_flows}.pcap"));
@@ -465,7 +506,7 @@ fn single(mode: &str, flows: u32, hold: u64) -> Result<()> {
         flows,
     )?;
     let (pps, note) = measure(&r)?;
-    let c = case("rvs", mode, flows, 1, pps, Some(swap), note);
+    let c = case("rvs", mode, flows, 1, pps, Some(pps / swap), note);
     eprintln!("  ratio to 5tswap: {:.2}", c.ratio_to_5tswap.unwrap_or(0.0));
     if hold > 0 {
         eprintln!("  rvsd pid {} held for {hold} s", r.child.id());
@@ -474,9 +515,51 @@ fn single(mode: &str, flows: u32, hold: u64) -> Result<()> {
     Ok(())
 }
 
+/// Instructions per packet on rvs's own path (`path`, no DPDK) for each forwarding
+/// method, counted by callgrind: the difference between two runs of different lengths,
+/// so that setup cancels out. Unlike the rates, these do not move with the VM's noise.
+fn instructions(out: &Path) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let refs = |mode: &str, bursts: u64| -> Result<u64> {
+        let o = Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(&exe)
+            .args(["path", mode, &bursts.to_string()])
+            .output()
+            .context("valgrind (apt-get install valgrind)")?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        err.lines()
+            .find_map(|l| l.split("refs:").nth(1))
+            .and_then(|v| v.trim().replace(',', "").parse().ok())
+            .with_context(|| format!("no instruction count from callgrind:\n{err}"))
+    };
+    let (short, long) = (1000u64, 6000u64);
+    let packets = (long - short) * dataplane::worker::BURST as u64;
+    let mut per = serde_json::Map::new();
+    for mode in ["dr", "tun", "nat", "fullnat"] {
+        let n = (refs(mode, long)? - refs(mode, short)?) as f64 / packets as f64;
+        eprintln!("  {mode:<8} {n:.0} instructions per packet");
+        per.insert(mode.into(), serde_json::json!((n * 10.0).round() / 10.0));
+    }
+    let report =
+        serde_json::json!({ "machine": machine(), "flows": 1000, "instructions_per_packet": per });
+    std::fs::write(out, serde_json::to_string_pretty(&report)? + "\n")?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("instructions") => {
+            let out = args
+                .iter()
+                .position(|a| a == "--out")
+                .and_then(|i| args.get(i + 1))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("bench/results/instructions.json"));
+            instructions(&out)
+        }
         Some("path") => {
             // A fixed amount of work for `valgrind --tool=callgrind` (instructions per
             // packet do not move with the machine's noise); also prints a rough ns/packet.
@@ -535,6 +618,6 @@ fn main() -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        _ => bail!("usage: rvs-bench throughput|e2e [--quick] [--out FILE] | case MODE FLOWS [--hold SECS] | path MODE [BURSTS]"),
+        _ => bail!("usage: rvs-bench throughput|e2e [--quick] [--out FILE] | case MODE FLOWS [--hold SECS] | path MODE [BURSTS] | instructions [--out FILE]"),
     }
 }
