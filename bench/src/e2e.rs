@@ -33,6 +33,41 @@ pub struct Target {
     pub flood_pps: Option<f64>,
 }
 
+/// Per target, the load with the median rate over several rounds of `run` (and the median
+/// flood rate received), in the order of the first round.
+pub fn median_targets(rounds: &[Vec<Target>]) -> Vec<Target> {
+    fn pick(mut v: Vec<Load>) -> Load {
+        v.sort_by(|a, b| a.requests_per_s.total_cmp(&b.requests_per_s));
+        v.swap_remove(v.len() / 2)
+    }
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|t0| {
+            let same: Vec<&Target> = rounds
+                .iter()
+                .flatten()
+                .filter(|t| t.name == t0.name)
+                .collect();
+            let floods: Vec<Load> = same
+                .iter()
+                .filter_map(|t| t.fresh_under_synflood.clone())
+                .collect();
+            let mut pps: Vec<f64> = same.iter().filter_map(|t| t.flood_pps).collect();
+            pps.sort_by(f64::total_cmp);
+            Target {
+                name: t0.name.clone(),
+                keepalive: pick(same.iter().map(|t| t.keepalive.clone()).collect()),
+                fresh: pick(same.iter().map(|t| t.fresh.clone()).collect()),
+                fresh_under_synflood: (!floods.is_empty()).then(|| pick(floods)),
+                flood_pps: pps.get(pps.len() / 2).copied(),
+            }
+        })
+        .collect()
+}
+
 /// wrk's "Requests/sec", latency percentiles and socket errors.
 pub fn parse_wrk(out: &str) -> Result<Load> {
     let ms = |v: &str| -> f64 {
@@ -177,10 +212,16 @@ impl Lab {
     }
 }
 
-pub fn run(rvsd: &Path, secs: u32) -> Result<Vec<Target>> {
+/// Measures every target, or with `only` (comma-separated) those whose name contains
+/// one of its words (A/B runs).
+pub fn run(rvsd: &Path, secs: u32, only: Option<&str>) -> Result<Vec<Target>> {
     let mut l = lab();
     let url = format!("http://{VIP}/");
     let mut out = Vec::new();
+    let wanted = |name: &str| match only {
+        Some(o) => o.split(',').any(|w| name.contains(w)),
+        None => true,
+    };
     let measure = |name: &str, url: &str, l: &Lab, flood: bool| -> Result<Target> {
         let keepalive = wrk(&l.client, url, false, secs)?;
         let fresh = wrk(&l.client, url, true, secs)?;
@@ -208,7 +249,9 @@ pub fn run(rvsd: &Path, secs: u32) -> Result<Vec<Target>> {
         Ok(t)
     };
     // Direct to one real server (its reply route to the client is on-link)...
-    out.push(measure("direct", "http://198.18.0.11/", &l, false)?);
+    if wanted("direct") {
+        out.push(measure("direct", "http://198.18.0.11/", &l, false)?);
+    }
     // ...and from here on replies must go back through the load balancer.
     for h in &l.rs {
         h.run(&["ip", "route", "del", "198.18.1.1/32", "dev", "eth0"]);
@@ -219,9 +262,45 @@ pub fn run(rvsd: &Path, secs: u32) -> Result<Vec<Target>> {
     let f = l.t.dir.join("lb.nft");
     std::fs::write(&f, nft)?;
     l.lb.run(&["nft", "-f", f.to_str().unwrap_or_default()]);
-    out.push(measure("nftables", &url, &l, true)?);
+    if wanted("nftables") {
+        out.push(measure("nftables", &url, &l, true)?);
+    }
     l.lb.run(&["nft", "flush", "ruleset"]);
     // HAProxy, mode tcp, round robin.
+    if wanted("haproxy") {
+        out.push(haproxy(&l, &url, &measure)?);
+    }
+    // rvs on the load balancer's interface (af_packet), NAT, round robin.
+    l.kernel_lb_off();
+    let svc: String = (11..14)
+        .map(|d| format!("      - {{ address: \"198.18.0.{d}:80\", forward: nat }}\n"))
+        .collect();
+    let cfg = format!(
+        "eal: {{ cores: \"0-1\", file_prefix: rvsbench-e2e, hugepages: auto, memory_mb: 512 }}\ndataplane: {{ workers: 1, idle: adaptive, mbufs: 16383, rx_desc: 1024, tx_desc: 1024 }}\nipvs: {{ connections: 1048576 }}\nmetrics: {{ listen: \"\" }}\nports:\n  - {{ name: lan0, device: \"net_af_packet0,iface=eth0,framecnt=8192\", addresses: [\"198.18.0.2/24\", \"198.18.1.2/24\"] }}\ncontrol: {{ socket: \"{{SOCKET}}\" }}\nservices:\n  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{svc}"
+    );
+    let lb = l.lb.clone();
+    if wanted("rvs (af_packet)") {
+        l.t.start_rvsd(&lb, rvsd, &cfg);
+        out.push(measure("rvs (af_packet)", &url, &l, true)?);
+        l.t.rvsd(0).stop();
+    }
+    // The same on AF_XDP (generic XDP on veth here).
+    if wanted("rvs (af_xdp)") {
+        let xdp = cfg.replace(
+            "net_af_packet0,iface=eth0,framecnt=8192",
+            "net_af_xdp0,iface=eth0",
+        );
+        l.t.start_rvsd(&lb, rvsd, &xdp);
+        out.push(measure("rvs (af_xdp)", &url, &l, true)?);
+    }
+    Ok(out)
+}
+
+fn haproxy(
+    l: &Lab,
+    url: &str,
+    measure: &dyn Fn(&str, &str, &Lab, bool) -> Result<Target>,
+) -> Result<Target> {
     let cfg = "global\n  maxconn 8000\n  nbthread 1\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\nlisten web\n  bind 198.18.1.100:80\n  balance roundrobin\n  server rs1 198.18.0.11:80\n  server rs2 198.18.0.12:80\n  server rs3 198.18.0.13:80\n";
     let hf = l.t.dir.join("haproxy.cfg");
     std::fs::write(&hf, cfg)?;
@@ -240,30 +319,10 @@ pub fn run(rvsd: &Path, secs: u32) -> Result<Vec<Target>> {
             std::fs::read_to_string(l.t.dir.join("haproxy.log")).unwrap_or_default()
         );
     }
-    let r = measure("haproxy", &url, &l, true);
+    let r = measure("haproxy", url, l, true);
     let _ = hp.kill();
     let _ = hp.wait();
-    out.push(r?);
-    // rvs on the load balancer's interface (af_packet), NAT, round robin.
-    l.kernel_lb_off();
-    let svc: String = (11..14)
-        .map(|d| format!("      - {{ address: \"198.18.0.{d}:80\", forward: nat }}\n"))
-        .collect();
-    let cfg = format!(
-        "eal: {{ cores: \"0-1\", file_prefix: rvsbench-e2e, hugepages: auto, memory_mb: 512 }}\ndataplane: {{ workers: 1, idle: adaptive, mbufs: 16383, rx_desc: 1024, tx_desc: 1024 }}\nipvs: {{ connections: 1048576 }}\nmetrics: {{ listen: \"\" }}\nports:\n  - {{ name: lan0, device: \"net_af_packet0,iface=eth0,framecnt=8192\", addresses: [\"198.18.0.2/24\", \"198.18.1.2/24\"] }}\ncontrol: {{ socket: \"{{SOCKET}}\" }}\nservices:\n  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{svc}"
-    );
-    let lb = l.lb.clone();
-    l.t.start_rvsd(&lb, rvsd, &cfg);
-    out.push(measure("rvs (af_packet)", &url, &l, true)?);
-    // The same on AF_XDP (generic XDP on veth here).
-    l.t.rvsd(0).stop();
-    let xdp = cfg.replace(
-        "net_af_packet0,iface=eth0,framecnt=8192",
-        "net_af_xdp0,iface=eth0",
-    );
-    l.t.start_rvsd(&lb, rvsd, &xdp);
-    out.push(measure("rvs (af_xdp)", &url, &l, true)?);
-    Ok(out)
+    r
 }
 
 #[cfg(test)]
@@ -277,5 +336,32 @@ mod tests {
         assert_eq!(l.p99_ms, 2.5);
         assert_eq!(l.errors, 5);
         assert!(super::parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn medians_over_rounds() {
+        let load = |r: f64| super::Load {
+            requests_per_s: r,
+            p50_ms: r / 1000.0,
+            p99_ms: 0.0,
+            errors: 0,
+        };
+        let t = |r: f64| super::Target {
+            name: "rvs".into(),
+            keepalive: load(r),
+            fresh: load(2.0 * r),
+            fresh_under_synflood: None,
+            flood_pps: Some(r),
+        };
+        let m = super::median_targets(&[vec![t(3.0)], vec![t(1.0)], vec![t(2.0)]]);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].keepalive.requests_per_s, 2.0);
+        assert_eq!(
+            m[0].keepalive.p50_ms, 0.002,
+            "the whole median load, latency included"
+        );
+        assert_eq!(m[0].fresh.requests_per_s, 4.0);
+        assert_eq!(m[0].flood_pps, Some(2.0));
+        assert!(m[0].fresh_under_synflood.is_none());
     }
 }

@@ -600,11 +600,8 @@ fn main() -> Result<()> {
             throughput(quick, &out)
         }
         Some("e2e") => {
-            let secs = if args.iter().any(|a| a == "--quick") {
-                3
-            } else {
-                8
-            };
+            let quick = args.iter().any(|a| a == "--quick");
+            let secs = if quick { 3 } else { 6 };
             let out = args
                 .iter()
                 .position(|a| a == "--out")
@@ -612,12 +609,25 @@ fn main() -> Result<()> {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("bench/results/e2e.json"));
             let rvsd = rvsd_exe()?;
-            let targets = rvs_bench::e2e::run(&rvsd, secs)?;
-            let report = serde_json::json!({ "machine": machine(), "seconds_per_load": secs, "wrk": "1 thread, 16 connections", "flood_pps_target": rvs_bench::e2e::FLOOD_PPS, "targets": targets });
+            let only = args
+                .iter()
+                .position(|a| a == "--only")
+                .and_then(|i| args.get(i + 1))
+                .map(String::as_str);
+            // Whole rounds of every target, repeated: the machine's drift spreads over all
+            // targets alike, and each figure is the median over the rounds.
+            let rounds = if quick { 1 } else { 3 };
+            let mut all = Vec::new();
+            for r in 0..rounds {
+                eprintln!("round {} of {rounds}", r + 1);
+                all.push(rvs_bench::e2e::run(&rvsd, secs, only)?);
+            }
+            let targets = rvs_bench::e2e::median_targets(&all);
+            let report = serde_json::json!({ "machine": machine(), "seconds_per_load": secs, "rounds": rounds, "wrk": "1 thread, 16 connections", "flood_pps_target": rvs_bench::e2e::FLOOD_PPS, "targets": targets });
             std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        _ => bail!("usage: rvs-bench throughput|e2e [--quick] [--out FILE] | case MODE FLOWS [--hold SECS] | path MODE [BURSTS] | instructions [--out FILE]"),
+        _ => bail!("usage: rvs-bench throughput|e2e [--quick] [--out FILE] [--only TARGET] | case MODE FLOWS [--hold SECS] | path MODE [BURSTS] | instructions [--out FILE]"),
     }
 }
