@@ -146,8 +146,9 @@ fn pmd_dir() -> Option<String> {
 pub enum IdlePolicy {
     /// Poll without pause: lowest latency, one full core per worker (bare metal).
     Busy,
-    /// After a run of empty polls, sleep for a short time that doubles up to a cap, and
-    /// return to polling at the first packet. Lets a worker share a core.
+    /// After a few empty polls, yield the core to other runnable threads; after a longer
+    /// run, sleep for a short time that doubles up to a cap; return to polling at the
+    /// first packet. Lets a worker share a core.
     #[default]
     Adaptive,
 }
