@@ -548,14 +548,18 @@ fn instructions(out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The value after `name` on the command line, if given.
+fn option<'a>(args: &'a [String], name: &str) -> Option<&'a String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("instructions") => {
-            let out = args
-                .iter()
-                .position(|a| a == "--out")
-                .and_then(|i| args.get(i + 1))
+            let out = option(&args, "--out")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("bench/results/instructions.json"));
             instructions(&out)
@@ -581,20 +585,14 @@ fn main() -> Result<()> {
         Some("case") => {
             let mode = args.get(1).map(String::as_str).unwrap_or("dr");
             let flows = args.get(2).and_then(|f| f.parse().ok()).unwrap_or(1000);
-            let hold = args
-                .iter()
-                .position(|a| a == "--hold")
-                .and_then(|i| args.get(i + 1))
+            let hold = option(&args, "--hold")
                 .and_then(|h| h.parse().ok())
                 .unwrap_or(0);
             single(mode, flows, hold)
         }
         Some("throughput") => {
             let quick = args.iter().any(|a| a == "--quick");
-            let out = args
-                .iter()
-                .position(|a| a == "--out")
-                .and_then(|i| args.get(i + 1))
+            let out = option(&args, "--out")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("bench/results/throughput.json"));
             throughput(quick, &out)
@@ -602,17 +600,11 @@ fn main() -> Result<()> {
         Some("e2e") => {
             let quick = args.iter().any(|a| a == "--quick");
             let secs = if quick { 3 } else { 6 };
-            let out = args
-                .iter()
-                .position(|a| a == "--out")
-                .and_then(|i| args.get(i + 1))
+            let out = option(&args, "--out")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("bench/results/e2e.json"));
             let rvsd = rvsd_exe()?;
-            let only = args
-                .iter()
-                .position(|a| a == "--only")
-                .and_then(|i| args.get(i + 1))
+            let only = option(&args, "--only")
                 .map(String::as_str);
             // Whole rounds of every target, repeated: the machine's drift spreads over all
             // targets alike, and each figure is the median over the rounds.
