@@ -60,6 +60,13 @@ def plots(t):
     plt.close(fig)
 
 
+def success(load, seconds):
+    """Share of legitimate requests that completed, as a percentage string."""
+    done = load["requests_per_s"] * seconds
+    errors = load.get("errors", 0)
+    return f"{100 * done / (done + errors):.1f}%" if done + errors > 0 else ""
+
+
 def micro():
     """(name, median) rows from criterion's text output in results/micro.txt."""
     p = RES / "micro.txt"
@@ -129,8 +136,16 @@ def main():
         r = f"{c['ratio_to_5tswap']:.2f}" if c.get("ratio_to_5tswap") is not None else ""
         w(f"| {c['program']} | {c['mode']} | {c['flows']:,} | {c['workers']} | {c['mpps']:.2f} | {c['ns_per_packet']:.1f} | {r} | {c['note']} |")
     w("")
+    one = next((c for c in t["cases"] if c["program"] == "rvs" and c["mode"] == "dr" and c["workers"] == 1 and c["flows"] == 1000), None)
+    two = next((c for c in t["cases"] if c["program"] == "rvs" and c["mode"] == "dr" and c["workers"] == 2), None)
+    if one and two and one["mpps"] > 0:
+        w(f"Two workers (DR, 1k flows): {two['mpps']:.2f} Mpps = **{two['mpps'] / one['mpps']:.2f}×** one worker. Both workers and testpmd's")
+        w("replay share this VM's only 2 cores with the main thread, and without RSS every worker reads the")
+        w("whole trace and hands half of it to the other through the redirect rings.\n")
     if t.get("cps"):
         w(f"New connections: **{t['cps']:,.0f} per second** on one worker (a replayed trace of {t['cps_flows']:,} unique SYNs; DR service).\n")
+    w("Reproduce this section alone: `cargo build --release -p rvs -p rvs-bench && target/release/rvs-bench throughput`")
+    w("(`target/release/rvs-bench case dr 1000` for one row).\n")
     w("![per-core Mpps](bench/results/per_core_mpps.png)\n")
     w("![ns per packet vs flows](bench/results/ns_per_packet_vs_flows.png)\n")
     e = load("e2e.json")
@@ -139,15 +154,17 @@ def main():
         direct = next((t for t in ts if t["name"] == "direct"), None)
         w("## End to end, side by side (HTTP through each load balancer)\n")
         w(f"Same client, real servers and namespaces; wrk ({e['wrk']}, {e['seconds_per_load']} s per load); every figure is the median of {e.get('rounds', 1)} rounds, each round measuring every target in turn. Fresh = `Connection: close`, a new TCP connection per request. Under flood: the fresh load while an attacker namespace sends {e.get('flood_pps_target', 50000):,} SYN/s from random sources in 198.19.0.0/16 at the VIP (the kernel paths push back on the sender, so the rate they actually received is shown).\n")
-        w("| target | keep-alive req/s | vs direct | p50 / p99 ms | fresh req/s | vs direct | p50 / p99 ms | under flood req/s | p99 ms | flood received pps |")
-        w("|---|---:|---:|---|---:|---:|---|---:|---:|---:|")
+        w("| target | keep-alive req/s | vs direct | p50 / p99 ms | fresh req/s | vs direct | p50 / p99 ms | under flood req/s | p99 ms | legit success | flood received pps |")
+        w("|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|")
         for tg in ts:
             k, f, fl = tg["keepalive"], tg["fresh"], tg.get("fresh_under_synflood")
             rk = f"{k['requests_per_s'] / direct['keepalive']['requests_per_s']:.2f}" if direct else ""
             rf = f"{f['requests_per_s'] / direct['fresh']['requests_per_s']:.2f}" if direct else ""
-            fl_s = f"{fl['requests_per_s']:,.0f} | {fl['p99_ms']:.2f} | {tg['flood_pps']:,.0f}" if fl else " |  | "
+            fl_s = f"{fl['requests_per_s']:,.0f} | {fl['p99_ms']:.2f} | {success(fl, e['seconds_per_load'])} | {tg['flood_pps']:,.0f}" if fl else " |  |  | "
             w(f"| {tg['name']} | {k['requests_per_s']:,.0f} | {rk} | {k['p50_ms']:.2f} / {k['p99_ms']:.2f} | {f['requests_per_s']:,.0f} | {rf} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | {fl_s} |")
         w("")
+        w("Legit success: completed requests / (completed + wrk's socket errors and non-2xx answers) during the flood.\n")
+        w("Reproduce this section alone: `target/release/rvs-bench e2e` (`--only nftables,af_xdp` for some targets).\n")
         w("![end to end](bench/results/e2e.png)\n")
     rows_m = micro()
     if rows_m:
@@ -158,6 +175,8 @@ def main():
             # The whole-path benchmarks time one rx burst.
             per = " per burst of 32" if n.startswith("worker_path") else ""
             w(f"| `{n}` | {v}{per} |")
+        w("")
+        w("Reproduce: `cargo bench -p rvs-bench --bench micro`.")
         w("")
     w("## Targets\n")
     get = lambda prog, mode, flows, workers=1: next((c for c in t["cases"] if c["program"] == prog and c["mode"] == mode and c["flows"] == flows and c["workers"] == workers), None)
