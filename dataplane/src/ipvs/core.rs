@@ -181,6 +181,15 @@ fn endpoint_hash(a: Ipv4Addr, p: u16) -> usize {
     (x >> 40) as usize
 }
 
+/// The addresses an ICMP error is translated to: outer source and destination, quoted
+/// source and destination endpoints (`xmit::rewrite_icmp`'s arguments; None = unchanged).
+type IcmpRewrite = (
+    Option<Ipv4Addr>,
+    Option<Ipv4Addr>,
+    Option<(Ipv4Addr, u16)>,
+    Option<(Ipv4Addr, u16)>,
+);
+
 /// `IpvsWorker::prefetch` found nothing to look up.
 pub const NO_HINT: u32 = u32::MAX;
 
@@ -597,7 +606,7 @@ impl IpvsWorker {
     /// ip_vs_in_icmp / ip_vs_out_icmp do. Anything else goes on to local delivery.
     fn icmp_error<F: Frame, I: Io<Frame = F>>(
         &mut self,
-        mut frame: F,
+        frame: F,
         l3: usize,
         cx: &mut Cx<'_, F, I>,
     ) -> Verdict<F> {
@@ -627,57 +636,61 @@ impl IpvsWorker {
         if let Some(ci) = self.conns.lookup_in(&turned) {
             let c = *self.conns.get(ci);
             let (daddr, laddr) = (Ipv4Addr::from(c.daddr), Ipv4Addr::from(c.laddr));
-            match c.fwd() {
-                Fwd::Dr => {}
+            let fnat = c.fwd() == Fwd::FullNat;
+            let rewrite = match c.fwd() {
+                Fwd::Dr => None,
                 Fwd::Tun => {
                     self.stats.icmp_translated.inc();
                     return self.encap_and_send(frame, l3, daddr, cx);
                 }
-                Fwd::Nat | Fwd::FullNat => {
-                    if !self.ttl_ok(&mut frame, l3, cx) {
-                        return Verdict::Done;
-                    }
-                    let fnat = c.fwd() == Fwd::FullNat;
-                    let ok = xmit::rewrite_icmp(
-                        &mut frame.data_mut()[l3..],
-                        fnat.then_some(laddr),
-                        Some(daddr),
-                        Some((daddr, c.dport)),
-                        fnat.then_some((laddr, c.lport)),
-                    );
-                    if !ok {
-                        cx.wstats.dropped(DropReason::IcmpMalformed);
-                        return Verdict::Done;
-                    }
-                }
-            }
-            self.stats.icmp_translated.inc();
-            self.route_out(frame, daddr, cx);
-            return Verdict::Done;
+                Fwd::Nat | Fwd::FullNat => Some((
+                    fnat.then_some(laddr),
+                    Some(daddr),
+                    Some((daddr, c.dport)),
+                    fnat.then_some((laddr, c.lport)),
+                )),
+            };
+            return self.pass_icmp(frame, l3, rewrite, daddr, cx);
         }
         if let Some(ci) = self.conns.lookup_out(&turned) {
             let c = *self.conns.get(ci);
             let (vaddr, caddr) = (Ipv4Addr::from(c.vaddr), Ipv4Addr::from(c.caddr));
-            if !self.ttl_ok(&mut frame, l3, cx) {
-                return Verdict::Done;
-            }
             let fnat = c.fwd() == Fwd::FullNat;
-            let ok = xmit::rewrite_icmp(
-                &mut frame.data_mut()[l3..],
+            let rewrite = (
                 Some(vaddr),
                 fnat.then_some(caddr),
                 fnat.then_some((caddr, c.cport)),
                 Some((vaddr, c.vport)),
             );
-            if !ok {
+            return self.pass_icmp(frame, l3, Some(rewrite), caddr, cx);
+        }
+        Verdict::Pass(frame)
+    }
+
+    /// Forwards a translated ICMP error toward `to`. With `rewrite` (outer source and
+    /// destination, quoted source and destination, as `xmit::rewrite_icmp` takes them)
+    /// the packet is routed by rvs: TTL first, then the rewrite; without, it only has its
+    /// MACs changed (DR).
+    fn pass_icmp<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        mut frame: F,
+        l3: usize,
+        rewrite: Option<IcmpRewrite>,
+        to: Ipv4Addr,
+        cx: &mut Cx<'_, F, I>,
+    ) -> Verdict<F> {
+        if let Some((src, dst, q_src, q_dst)) = rewrite {
+            if !self.ttl_ok(&mut frame, l3, cx) {
+                return Verdict::Done;
+            }
+            if !xmit::rewrite_icmp(&mut frame.data_mut()[l3..], src, dst, q_src, q_dst) {
                 cx.wstats.dropped(DropReason::IcmpMalformed);
                 return Verdict::Done;
             }
-            self.stats.icmp_translated.inc();
-            self.route_out(frame, caddr, cx);
-            return Verdict::Done;
         }
-        Verdict::Pass(frame)
+        self.stats.icmp_translated.inc();
+        self.route_out(frame, to, cx);
+        Verdict::Done
     }
 
     /// IPIP toward `daddr` and out, or the ICMP/drop the encapsulation calls for.
