@@ -13,7 +13,7 @@ use ctrlplane::snapshot::PortHw;
 use dataplane::frame::{Frame, HeapFrame, Io};
 use dataplane::snapshot::SnapshotCell;
 use dataplane::stats::DropReason;
-use dataplane::worker::{Mailboxes, Redirect, WorkerCore, WorkerParts, BURST};
+use dataplane::worker::{WorkerCore, WorkerParts, BURST};
 use std::sync::Arc;
 
 /// An `Io` that takes sent frames back for reuse, as a PMD returns mbufs to the pool.
@@ -62,14 +62,7 @@ impl PathRig {
         )));
         let worker = WorkerCore::<HeapFrame>::new(
             0,
-            WorkerParts {
-                cell,
-                mail: Arc::new(Mailboxes::new(1, 16)),
-                redirect: Arc::new(Redirect::new(1, 16)),
-                stats: Arc::default(),
-                ipvs_stats: Arc::default(),
-                conn_capacity: (flows as usize * 2).max(65536),
-            },
+            WorkerParts::alone(cell, (flows as usize * 2).max(65536)),
         );
         let mut rig = PathRig {
             worker,

@@ -111,6 +111,34 @@ pub struct WorkerParts<F> {
     pub conn_capacity: usize,
 }
 
+impl<F> WorkerParts<F> {
+    /// Parts with fresh counters, for workers sharing `mail` and `redirect`.
+    pub fn new(
+        cell: Arc<SnapshotCell>,
+        mail: Arc<Mailboxes>,
+        redirect: Arc<Redirect<F>>,
+        conn_capacity: usize,
+    ) -> Self {
+        WorkerParts {
+            cell,
+            mail,
+            redirect,
+            stats: Arc::default(),
+            ipvs_stats: Arc::default(),
+            conn_capacity,
+        }
+    }
+    /// Parts of a worker that is the only one (tests, benchmarks, fuzzing).
+    pub fn alone(cell: Arc<SnapshotCell>, conn_capacity: usize) -> Self {
+        Self::new(
+            cell,
+            Arc::new(Mailboxes::new(1, 16)),
+            Arc::new(Redirect::new(1, 16)),
+            conn_capacity,
+        )
+    }
+}
+
 pub struct WorkerCore<F> {
     pub id: usize,
     snap: Arc<Snapshot>,
@@ -310,21 +338,6 @@ mod tests {
     use crate::snapshot::{PortInfo, StaticNeigh};
     use std::net::Ipv4Addr;
 
-    fn parts(
-        cell: &Arc<SnapshotCell>,
-        mail: &Arc<Mailboxes>,
-        redirect: &Arc<Redirect<HeapFrame>>,
-    ) -> WorkerParts<HeapFrame> {
-        WorkerParts {
-            cell: cell.clone(),
-            mail: mail.clone(),
-            redirect: redirect.clone(),
-            stats: Arc::default(),
-            ipvs_stats: Arc::default(),
-            conn_capacity: 1024,
-        }
-    }
-
     fn snapshot(neighbours: Vec<StaticNeigh>) -> Snapshot {
         let ports = vec![PortInfo {
             name: "lan0".into(),
@@ -340,8 +353,14 @@ mod tests {
         let cell = Arc::new(SnapshotCell::new(snapshot(vec![])));
         let mail = Arc::new(Mailboxes::new(2, 16));
         let redirect = Arc::new(Redirect::new(2, 16));
-        let mut w0 = WorkerCore::<HeapFrame>::new(0, parts(&cell, &mail, &redirect));
-        let mut w1 = WorkerCore::<HeapFrame>::new(1, parts(&cell, &mail, &redirect));
+        let mut w0 = WorkerCore::<HeapFrame>::new(
+            0,
+            WorkerParts::new(cell.clone(), mail.clone(), redirect.clone(), 1024),
+        );
+        let mut w1 = WorkerCore::<HeapFrame>::new(
+            1,
+            WorkerParts::new(cell.clone(), mail.clone(), redirect.clone(), 1024),
+        );
         let mut io = CaptureIo::default();
         let cmac = MacAddr([2, 0, 0, 0, 0, 0xc1]);
         let req = build::arp_frame(
@@ -367,14 +386,7 @@ mod tests {
     #[test]
     fn a_published_snapshot_is_adopted_at_the_next_poll() {
         let cell = Arc::new(SnapshotCell::new(snapshot(vec![])));
-        let mut w = WorkerCore::<HeapFrame>::new(
-            0,
-            parts(
-                &cell,
-                &Arc::new(Mailboxes::new(1, 4)),
-                &Arc::new(Redirect::new(1, 4)),
-            ),
-        );
+        let mut w = WorkerCore::<HeapFrame>::new(0, WorkerParts::alone(cell.clone(), 1024));
         let mut io = CaptureIo::default();
         w.start(&mut io);
         assert_eq!(

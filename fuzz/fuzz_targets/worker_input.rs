@@ -5,7 +5,7 @@
 #![no_main]
 use dataplane::frame::{CaptureIo, HeapFrame};
 use dataplane::snapshot::SnapshotCell;
-use dataplane::worker::{Mailboxes, Redirect, WorkerCore, WorkerParts};
+use dataplane::worker::{WorkerCore, WorkerParts};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 
@@ -15,12 +15,8 @@ static SHARED: OnceLock<(Arc<SnapshotCell>, Arc<dataplane::ipvs::stats::IpvsStat
 fuzz_target!(|data: &[u8]| {
     let (cell, ipvs_stats) = SHARED.get_or_init(|| (Arc::new(SnapshotCell::new(dataplane::ipvs::robustness_snapshot())), Arc::default()));
     let parts = WorkerParts {
-        cell: cell.clone(),
-        mail: Arc::new(Mailboxes::new(1, 4)),
-        redirect: Arc::new(Redirect::new(1, 4)),
-        stats: Arc::default(),
         ipvs_stats: ipvs_stats.clone(),
-        conn_capacity: 256,
+        ..WorkerParts::alone(cell.clone(), 256)
     };
     let mut w = WorkerCore::<HeapFrame>::new(0, parts);
     let mut io = CaptureIo::default();

@@ -115,15 +115,8 @@ struct Rig {
 impl Rig {
     fn new(snap: Snapshot, capacity: usize) -> Rig {
         let cell = Arc::new(SnapshotCell::new(snap));
-        let stats = Arc::new(WorkerStats::default());
-        let parts = WorkerParts {
-            cell: cell.clone(),
-            mail: Arc::new(Mailboxes::new(1, 4)),
-            redirect: Arc::new(Redirect::new(1, 4)),
-            stats: stats.clone(),
-            ipvs_stats: Arc::default(),
-            conn_capacity: capacity,
-        };
+        let parts = WorkerParts::alone(cell.clone(), capacity);
+        let stats = parts.stats.clone();
         let mut w = WorkerCore::new(0, parts);
         let mut io = CaptureIo::default();
         w.start(&mut io);
@@ -696,14 +689,7 @@ fn two_workers_redirect_to_the_owner() {
     let mk = |id| {
         WorkerCore::<HeapFrame>::new(
             id,
-            WorkerParts {
-                cell: cell.clone(),
-                mail: mail.clone(),
-                redirect: redirect.clone(),
-                stats: Arc::default(),
-                ipvs_stats: Arc::default(),
-                conn_capacity: 64,
-            },
+            WorkerParts::new(cell.clone(), mail.clone(), redirect.clone(), 64),
         )
     };
     let mut w = [mk(0), mk(1)];
