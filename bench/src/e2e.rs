@@ -143,22 +143,10 @@ fn lab() -> Lab {
     client.run(&["ip", "route", "add", "198.18.0.0/24", "dev", "eth0"]);
     let attacker = t.add_host("attack", Some("198.18.1.66/24"));
     let lb = t.add_host("lb", None);
-    let mut servers = Vec::new();
-    let mut rs = Vec::new();
-    for i in 0..3 {
-        let h = t.add_host(
-            &format!("rs{}", i + 1),
-            Some(&format!("198.18.0.{}/24", 11 + i)),
-        );
-        h.run(&["ip", "route", "add", "default", "via", "198.18.0.2"]);
+    let (rs, servers) = testkit::lab::real_servers(&mut t, testkit::lab::Mode::Nat);
+    for h in &rs {
         // The client subnet is on the same segment for direct access replies.
         h.run(&["ip", "route", "add", "198.18.1.1/32", "dev", "eth0"]);
-        servers.push(HttpServer::start(
-            &h.ns,
-            testkit::net::v4(&format!("198.18.0.{}", 11 + i), 80),
-            &format!("rs{}", i + 1),
-        ));
-        rs.push(h);
     }
     Lab {
         t,

@@ -26,13 +26,9 @@ pub enum Mode {
     FullNat,
 }
 
-/// Builds the topology, configures the real servers for `mode` and starts `rvsd` with
-/// `services` (YAML list items, indented by 2) and `workers`.
-pub fn lab(rvsd: &Path, mode: Mode, services: &str, workers: usize) -> Lab {
-    let mut t = Topology::new();
-    let client = t.add_host("client", Some("198.18.1.1/24"));
-    client.run(&["ip", "route", "add", "default", "via", "198.18.1.2"]);
-    let dir = t.add_host("dir", None);
+/// Adds the three real servers rs1-3 (198.18.0.11-13), set up for `mode`, each answering
+/// HTTP on port 80 with its name.
+pub fn real_servers(t: &mut Topology, mode: Mode) -> (Vec<Host>, Vec<HttpServer>) {
     let mut rs = Vec::new();
     let mut servers = Vec::new();
     for i in 0..3 {
@@ -67,6 +63,17 @@ pub fn lab(rvsd: &Path, mode: Mode, services: &str, workers: usize) -> Lab {
         servers.push(HttpServer::start(&h.ns, bind, &format!("rs{}", i + 1)));
         rs.push(h);
     }
+    (rs, servers)
+}
+
+/// Builds the topology, configures the real servers for `mode` and starts `rvsd` with
+/// `services` (YAML list items, indented by 2) and `workers`.
+pub fn lab(rvsd: &Path, mode: Mode, services: &str, workers: usize) -> Lab {
+    let mut t = Topology::new();
+    let client = t.add_host("client", Some("198.18.1.1/24"));
+    client.run(&["ip", "route", "add", "default", "via", "198.18.1.2"]);
+    let dir = t.add_host("dir", None);
+    let (rs, servers) = real_servers(&mut t, mode);
     let cfg = format!(
         r#"
 eal: {{ cores: "0-1", file_prefix: rvst, hugepages: auto, memory_mb: 256 }}
