@@ -103,6 +103,9 @@ struct DpdkIo<'a> {
     queue: u16,
     ports: &'a [u16],
     tx: Vec<ArrayVec<*mut sys::rte_mbuf, BURST>>,
+    /// Bytes queued in `tx[port]`, summed as frames are queued (their headers are hot
+    /// then) rather than re-read from every mbuf at flush.
+    tx_bytes: Vec<u64>,
     stats: &'a WorkerStats,
 }
 
@@ -114,7 +117,7 @@ impl DpdkIo<'_> {
         if buf.is_empty() {
             return;
         }
-        let lens: ArrayVec<u16, BURST> = buf.iter().map(|&m| unsafe { (*m).data_len }).collect();
+        let queued_bytes = std::mem::take(&mut self.tx_bytes[port]);
         let n = usize::from(unsafe {
             sys::rvs_eth_tx_burst(
                 self.ports[port],
@@ -124,7 +127,12 @@ impl DpdkIo<'_> {
             )
         });
         let pc = &self.stats.ports[port];
-        let sent_bytes: u64 = lens[..n].iter().map(|&l| u64::from(l)).sum();
+        // SAFETY: the driver did not take buf[n..]; they are still ours.
+        let unsent: u64 = buf[n..]
+            .iter()
+            .map(|&m| u64::from(unsafe { (*m).data_len }))
+            .sum();
+        let sent_bytes = queued_bytes.saturating_sub(unsent);
         pc.tx_packets.add(n as u64);
         pc.tx_bytes.add(sent_bytes);
         self.stats.tx_packets.add(n as u64);
@@ -158,6 +166,7 @@ impl Io for DpdkIo<'_> {
         if self.tx[port].is_full() {
             self.flush(port);
         }
+        self.tx_bytes[port] += frame.data().len() as u64;
         self.tx[port].push(frame.into_raw());
     }
 }
@@ -181,6 +190,7 @@ fn run_worker(ctx: WorkerCtx) {
         queue: ctx.queue,
         ports: &ctx.ports,
         tx: (0..ctx.ports.len()).map(|_| ArrayVec::new()).collect(),
+        tx_bytes: vec![0; ctx.ports.len()],
         stats: &stats,
     };
     core.start(&mut io);
