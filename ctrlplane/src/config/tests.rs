@@ -1,4 +1,9 @@
 use super::*;
+use dataplane::ipvs::conn::Fwd;
+use dataplane::ipvs::sched::SchedKind;
+use dataplane::ipvs::service::Proto;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 const GOOD: &str = r#"
 eal: { cores: "0-1", file_prefix: rvs, hugepages: auto }
