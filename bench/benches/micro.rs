@@ -24,8 +24,7 @@ fn parse(c: &mut Criterion) {
         L,
         (Ipv4Addr::new(198, 19, 0, 1), 40000),
         (Ipv4Addr::new(198, 18, 1, 100), 80),
-        1,
-        1,
+        (1, 1),
         0x18,
         &[],
         &[0; 10],
@@ -52,12 +51,9 @@ fn conn(i: u32) -> Conn {
     let (a, p) = client(i);
     let mut c = Conn::new(
         6,
-        a,
-        p,
-        Ipv4Addr::new(198, 18, 1, 100),
-        80,
-        Ipv4Addr::new(198, 18, 0, 11),
-        80,
+        (a, p),
+        (Ipv4Addr::new(198, 18, 1, 100), 80),
+        (Ipv4Addr::new(198, 18, 0, 11), 80),
         Fwd::Nat,
         0,
     );

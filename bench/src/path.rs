@@ -1,7 +1,8 @@
 //! rvs's own per-packet cost, without DPDK: the throughput benchmark's director and
-//! trace run through a bare worker (L2 filter, IPv4 checks, connection lookup, state,
-//! counters, rewrite, neighbour output) in rx bursts of 32, copied into recycled frames
-//! as net_pcap's replay copies into fresh mbufs. Used by the `worker_path` micro-benchmark
+//! trace run through the production worker loop (`WorkerCore::poll`: control polling,
+//! rx counters, prefetch, dispatch, rewrite, neighbour output, tx buffering and flush)
+//! with a clock that advances, in rx bursts of 32 copied into recycled frames as
+//! net_pcap's replay copies into fresh mbufs. Used by the `worker_path` micro-benchmark
 //! and by `rvs-bench path` (a fixed amount of work, for callgrind's instruction counts,
 //! which this shared machine's timing noise cannot disturb).
 
@@ -16,10 +17,15 @@ use dataplane::stats::DropReason;
 use dataplane::worker::{WorkerCore, WorkerParts, BURST};
 use std::sync::Arc;
 
-/// An `Io` that takes sent frames back for reuse, as a PMD returns mbufs to the pool.
+/// The rig's `Io`: port 0 receives the trace in bursts, copied into recycled frames as
+/// net_pcap's replay copies into fresh mbufs; sent frames are queued until `flush`, then
+/// taken back for reuse, as a PMD returns mbufs to the pool after transmission.
 #[derive(Default)]
 pub struct RecycleIo {
     free: Vec<HeapFrame>,
+    queued: Vec<HeapFrame>,
+    trace: Vec<Vec<u8>>,
+    next: usize,
     pub sent: u64,
 }
 
@@ -28,27 +34,48 @@ impl Io for RecycleIo {
     fn alloc(&mut self) -> Option<HeapFrame> {
         Some(self.free.pop().unwrap_or_default())
     }
-    fn send(&mut self, _port: usize, mut frame: HeapFrame) {
+    fn send(&mut self, _port: usize, frame: HeapFrame) {
         self.sent += 1;
-        frame.reset();
-        self.free.push(frame);
+        self.queued.push(frame);
+    }
+    fn rx_burst(&mut self, port: usize, rx: &mut ArrayVec<HeapFrame, BURST>) {
+        if port != 0 || self.trace.is_empty() {
+            return;
+        }
+        while !rx.is_full() {
+            let mut f = self.free.pop().unwrap_or_default();
+            let bytes = &self.trace[self.next];
+            self.next = (self.next + 1) % self.trace.len();
+            f.set_len(bytes.len());
+            f.data_mut().copy_from_slice(bytes);
+            rx.push(f);
+        }
+    }
+    fn flush(&mut self) {
+        for mut f in self.queued.drain(..) {
+            f.reset();
+            self.free.push(f);
+        }
     }
 }
+
+/// Bursts per millisecond of the rig's clock: 256 bursts of 32 frames, about 8 Mpps,
+/// so timers (neighbour ticks, connection expiry) run as often per packet as in rvsd.
+const BURSTS_PER_MS: u64 = 256;
 
 pub struct PathRig {
     pub worker: WorkerCore<HeapFrame>,
     pub io: RecycleIo,
-    frames: Vec<Vec<u8>>,
-    next: usize,
+    polls: u64,
 }
 
 impl PathRig {
     /// A worker serving `mode` (dr, tun, nat, fullnat) with the connections of an
     /// established-TCP trace of `flows` flows already open.
     pub fn new(mode: &str, flows: u32) -> anyhow::Result<PathRig> {
-        let mut frames = Vec::new();
+        let mut trace = Vec::new();
         generate(&spec(Profile::Established, flows, 64), |f| {
-            frames.push(f.to_vec())
+            trace.push(f.to_vec())
         });
         let yaml = director_yaml("", mode, "net_null0", "net_null1");
         let cfg = Config::parse(&yaml, "bench.yaml")?;
@@ -64,14 +91,17 @@ impl PathRig {
             0,
             WorkerParts::alone(cell, (flows as usize * 2).max(65536)),
         );
+        let bursts = trace.len() / BURST + 1;
         let mut rig = PathRig {
             worker,
-            io: RecycleIo::default(),
-            frames,
-            next: 0,
+            io: RecycleIo {
+                trace,
+                ..RecycleIo::default()
+            },
+            polls: 0,
         };
         rig.worker.start(&mut rig.io);
-        for _ in 0..rig.frames.len() / BURST + 1 {
+        for _ in 0..bursts {
             rig.burst();
         }
         let drops = rig.drops();
@@ -80,27 +110,12 @@ impl PathRig {
         Ok(rig)
     }
 
-    /// One rx burst: copy, prefetch pass, handle (as `io::run_worker` does).
+    /// One turn of the production worker loop (`WorkerCore::poll`, as `io::run_worker`
+    /// runs it), with the rig's clock advancing.
     pub fn burst(&mut self) {
-        let mut rx: ArrayVec<HeapFrame, BURST> = ArrayVec::new();
-        for _ in 0..BURST {
-            let mut f = self.io.alloc().unwrap_or_default();
-            let bytes = &self.frames[self.next];
-            self.next = (self.next + 1) % self.frames.len();
-            f.set_len(bytes.len());
-            f.data_mut().copy_from_slice(bytes);
-            rx.push(f);
-        }
-        let mut hints = [0u32; BURST];
-        for (h, f) in hints.iter_mut().zip(&rx) {
-            *h = self.worker.prefetch_bytes(f.data());
-        }
-        for &h in &hints {
-            self.worker.prefetch_conn(h);
-        }
-        for f in rx {
-            self.worker.handle(f, 0, 1000, &mut self.io);
-        }
+        self.polls += 1;
+        let now = 1000 + self.polls / BURSTS_PER_MS;
+        self.worker.poll(now, &mut self.io);
     }
 
     /// Drop reasons with a non-zero count.

@@ -83,14 +83,13 @@ pub fn generate(spec: &TraceSpec, mut emit: impl FnMut(&[u8])) {
     let v = (spec.vip, spec.vport);
     let tcp_data = payload(spec.size, 54, 0x5a);
     let udp_data = payload(spec.size, 42, 0xa5);
-    let syn = |i: u32| build::tcp(to_vip, client(i), v, 1000 + i, 0, tf::SYN, &[], b"");
+    let syn = |i: u32| build::tcp(to_vip, client(i), v, (1000 + i, 0), tf::SYN, &[], b"");
     let seg = |i: u32, r: u32| {
         build::tcp(
             to_vip,
             client(i),
             v,
-            1001 + i + r * tcp_data.len() as u32,
-            1,
+            (1001 + i + r * tcp_data.len() as u32, 1),
             tf::ACK | tf::PSH,
             &[],
             &tcp_data,
@@ -138,8 +137,7 @@ pub fn generate(spec: &TraceSpec, mut emit: impl FnMut(&[u8])) {
                             from_rs,
                             rs,
                             client(i),
-                            1,
-                            1001 + i,
+                            (1, 1001 + i),
                             tf::ACK,
                             &[],
                             &tcp_data,
@@ -169,8 +167,7 @@ pub fn generate(spec: &TraceSpec, mut emit: impl FnMut(&[u8])) {
                     to_vip,
                     (ip, port),
                     v,
-                    rng.next() as u32,
-                    0,
+                    (rng.next() as u32, 0),
                     tf::SYN,
                     &[],
                     b"",

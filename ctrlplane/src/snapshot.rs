@@ -262,16 +262,20 @@ neighbours:
             },
         ];
         let s = build(&cfg, &hw);
-        assert_eq!(s.ports[1].mac, hw[1].mac);
-        assert!(s.owned.owned_on(Ipv4Addr::new(198, 19, 0, 2), 1));
-        let nh = s.routes.lookup(Ipv4Addr::new(203, 0, 113, 1)).unwrap();
+        assert_eq!(s.net.ports[1].mac, hw[1].mac);
+        assert!(s.net.owned.owned_on(Ipv4Addr::new(198, 19, 0, 2), 1));
+        let nh = s.net.routes.lookup(Ipv4Addr::new(203, 0, 113, 1)).unwrap();
         assert_eq!((nh.port, nh.next_hop), (1, Ipv4Addr::new(198, 19, 0, 1)));
         assert_eq!(
-            s.routes.lookup(Ipv4Addr::new(198, 18, 0, 9)).unwrap().port,
+            s.net
+                .routes
+                .lookup(Ipv4Addr::new(198, 18, 0, 9))
+                .unwrap()
+                .port,
             0
         );
         assert_eq!(
-            s.neighbours,
+            s.net.neighbours,
             vec![StaticNeigh {
                 ip: Ipv4Addr::new(198, 19, 0, 1),
                 mac: MacAddr([2, 0, 0, 0, 0, 1]),

@@ -17,14 +17,23 @@ pub trait Frame {
     fn adj(&mut self, n: usize) -> bool;
 }
 
-/// What the fast path needs from the I/O layer: buffers for packets it originates (ARP
-/// requests, ICMP errors) and a way to queue a frame for transmission on a port. A frame
-/// handed to `send` is owned by the I/O layer from then on (sent, or freed and counted).
+/// What the fast path needs from the I/O layer: received frames, buffers for packets it
+/// originates (ARP requests, ICMP errors) and a way to queue a frame for transmission on
+/// a port. A frame handed to `send` is owned by the I/O layer from then on (sent, or
+/// freed and counted); `flush` hands what is queued to the driver.
 pub trait Io {
     type Frame: Frame;
     fn alloc(&mut self) -> Option<Self::Frame>;
     fn send(&mut self, port: usize, frame: Self::Frame);
+    /// Appends up to a burst of frames received on `port` to `rx`. Frames the fast path
+    /// cannot take (multi-segment mbufs) are dropped and counted here, never returned.
+    fn rx_burst(&mut self, _port: usize, _rx: &mut arrayvec::ArrayVec<Self::Frame, BURST>) {}
+    /// Transmits everything `send` queued.
+    fn flush(&mut self) {}
 }
+
+/// Burst size of rx and tx (DPDK's customary 32).
+pub const BURST: usize = 32;
 
 /// A frame in ordinary heap memory, laid out like an mbuf (headroom, data, tailroom).
 /// One pointer wide, like the mbuf pointer it stands in for, so that passing frames by

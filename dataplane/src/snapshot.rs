@@ -7,74 +7,36 @@
 //! freed when the last worker that held it has moved on.
 
 use crate::ipvs::service::IpvsTable;
-use crate::net::addr::{Ipv4Net, OwnedAddr, OwnedAddrs};
-use crate::net::neigh::{NeighParams, PortAddrs};
-use crate::net::route::{Route, RouteTable};
-use crate::packet::MacAddr;
+use crate::net::neigh::NeighParams;
+use crate::net::route::Route;
+use crate::net::NetConfig;
 use arc_swap::ArcSwap;
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortInfo {
-    pub name: String,
-    pub mac: MacAddr,
-    pub mtu: u16,
-    pub addresses: Vec<Ipv4Net>,
-}
+pub use crate::net::config::{PortInfo, StaticNeigh};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StaticNeigh {
-    pub ip: Ipv4Addr,
-    pub mac: MacAddr,
-    pub port: usize,
-}
-
+/// What the workers run on: the L2/L3 part, which `net` reads, and the IPVS table, which
+/// the `ipvs` engine reads; each layer is handed only its part.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub generation: u64,
-    pub ports: Vec<PortInfo>,
-    pub owned: OwnedAddrs,
-    pub routes: RouteTable,
-    pub neighbours: Vec<StaticNeigh>,
-    pub neigh_params: NeighParams,
+    pub net: NetConfig,
     pub ipvs: IpvsTable,
 }
 
 impl Snapshot {
-    /// Builds the L2/L3 part from ports, static routes and static neighbours: every port
-    /// address becomes an owned address and a connected route.
+    /// Builds the L2/L3 part from ports, static routes and static neighbours (see
+    /// `NetConfig::new`), with no virtual service.
     pub fn new(
         ports: Vec<PortInfo>,
         routes: &[Route],
         neighbours: Vec<StaticNeigh>,
         neigh_params: NeighParams,
     ) -> Self {
-        let mut owned = OwnedAddrs::default();
-        let mut table = RouteTable::default();
-        for (i, p) in ports.iter().enumerate() {
-            for a in &p.addresses {
-                owned.insert(OwnedAddr { net: *a, port: i });
-                if a.len < 32 {
-                    table.add(Route {
-                        prefix: *a,
-                        via: None,
-                        port: i,
-                    });
-                }
-            }
-        }
-        for r in routes {
-            table.add(*r);
-        }
         Snapshot {
             generation: 0,
-            ports,
-            owned,
-            routes: table,
-            neighbours,
-            neigh_params,
+            net: NetConfig::new(ports, routes, neighbours, neigh_params),
             ipvs: IpvsTable::default(),
         }
     }
@@ -85,35 +47,11 @@ impl Snapshot {
     pub fn with_ipvs(mut self, ipvs: IpvsTable) -> Self {
         for svc in &ipvs.services {
             for a in std::iter::once(svc.vip).chain(svc.local_addrs.iter().copied()) {
-                if self.owned.get(a).is_none() {
-                    let port = self.port_for(a);
-                    self.owned.insert(OwnedAddr {
-                        net: Ipv4Net { addr: a, len: 32 },
-                        port,
-                    });
-                }
+                self.net.own(a);
             }
         }
         self.ipvs = ipvs;
         self
-    }
-
-    fn port_for(&self, a: Ipv4Addr) -> usize {
-        self.ports
-            .iter()
-            .position(|p| p.addresses.iter().any(|n| n.len < 32 && n.contains(a)))
-            .or_else(|| self.routes.lookup(a).map(|nh| nh.port))
-            .unwrap_or(0)
-    }
-}
-
-impl PortAddrs for Snapshot {
-    #[inline]
-    fn mac(&self, port: usize) -> Option<MacAddr> {
-        self.ports.get(port).map(|p| p.mac)
-    }
-    fn source_ip(&self, port: usize, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        self.owned.source_for(port, dst)
     }
 }
 
@@ -152,6 +90,8 @@ impl SnapshotCell {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::MacAddr;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn publish_bumps_generation_and_frees_old() {
@@ -185,9 +125,13 @@ mod tests {
             ],
         }];
         let s = Snapshot::new(ports, &[], vec![], NeighParams::default());
-        assert!(s.owned.owned_on(Ipv4Addr::new(198, 18, 0, 100), 0));
-        let nh = s.routes.lookup(Ipv4Addr::new(198, 18, 0, 7)).unwrap();
+        assert!(s.net.owned.owned_on(Ipv4Addr::new(198, 18, 0, 100), 0));
+        let nh = s.net.routes.lookup(Ipv4Addr::new(198, 18, 0, 7)).unwrap();
         assert_eq!((nh.port, nh.next_hop), (0, Ipv4Addr::new(198, 18, 0, 7)));
-        assert_eq!(s.routes.iter().count(), 1, "a /32 adds no connected route");
+        assert_eq!(
+            s.net.routes.iter().count(),
+            1,
+            "a /32 adds no connected route"
+        );
     }
 }

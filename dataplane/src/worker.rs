@@ -6,18 +6,19 @@
 //! them travels through their mailboxes, and configuration reaches it as snapshots.
 
 use crate::frame::{Frame, Io};
-use crate::ipvs::core::{owner, IpvsWorker, Verdict, NO_HINT};
 use crate::ipvs::stats::IpvsStats;
-use crate::net::{ipv4_validate, Learned, NetStack};
+use crate::ipvs::{self, owner, IpvsWorker, Verdict, NO_HINT};
+use crate::net::neigh::NeighTable;
+use crate::net::{self, Learned};
 use crate::packet::ethernet::ethertype;
+use crate::packet::IpHdr;
 use crate::snapshot::{Snapshot, SnapshotCell};
-use crate::stats::DropReason;
-use crate::stats::WorkerStats;
+use crate::stats::{DropReason, WorkerStats};
+use arrayvec::ArrayVec;
 use crossbeam::queue::ArrayQueue;
 use std::sync::Arc;
 
-/// Burst size of rx and tx (DPDK's customary 32).
-pub const BURST: usize = 32;
+pub use crate::frame::BURST;
 
 /// Redirected packets a worker handles per poll at most.
 pub const REDIRECT_DRAIN: usize = 8 * BURST;
@@ -25,27 +26,13 @@ pub const REDIRECT_DRAIN: usize = 8 * BURST;
 /// How often the worker runs its timers (neighbour retries), in milliseconds.
 pub const TICK_MS: u64 = 100;
 
-/// One connection as listed by `ipvsadm -L -c`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnDump {
-    pub proto: u8,
-    pub caddr: std::net::Ipv4Addr,
-    pub cport: u16,
-    pub vaddr: std::net::Ipv4Addr,
-    pub vport: u16,
-    pub daddr: std::net::Ipv4Addr,
-    pub dport: u16,
-    pub state: &'static str,
-    pub expires_in: u32,
-}
-
 /// Messages to a worker.
 #[derive(Debug, Clone)]
 pub enum Msg {
     /// A neighbour learned by another worker.
     Neigh(Learned),
     /// The control plane asks for this worker's connections (answered between bursts).
-    DumpConns(crossbeam::channel::Sender<Vec<ConnDump>>),
+    DumpConns(crossbeam::channel::Sender<Vec<ipvs::ConnDump>>),
 }
 
 /// One bounded lock-free queue per worker. A full mailbox drops the message: everything
@@ -82,9 +69,13 @@ impl Mailboxes {
     }
 }
 
+/// A packet on its way to the worker that owns its connection: the frame, the port it
+/// arrived on, and its parsed header (so that the owner does not parse it again).
+type Redirected<F> = (F, u16, IpHdr);
+
 /// Per-worker rings carrying packets to the worker that owns their connection.
 pub struct Redirect<F> {
-    rings: Vec<ArrayQueue<(F, u16)>>,
+    rings: Vec<ArrayQueue<Redirected<F>>>,
 }
 
 impl<F> Redirect<F> {
@@ -139,6 +130,19 @@ impl<F> WorkerParts<F> {
     }
 }
 
+/// A received frame after the link layer and, for IPv4, the one parse of its header.
+#[derive(Clone, Copy)]
+enum Class {
+    Arp {
+        l3: u16,
+    },
+    Ipv4(IpHdr),
+    /// IPv4 handed over by the worker that received it: this worker owns it.
+    Redirected(IpHdr),
+    /// Dropped (and counted) by the first pass.
+    Dropped,
+}
+
 pub struct WorkerCore<F> {
     pub id: usize,
     snap: Arc<Snapshot>,
@@ -146,7 +150,7 @@ pub struct WorkerCore<F> {
     mail: Arc<Mailboxes>,
     redirect: Arc<Redirect<F>>,
     pub stats: Arc<WorkerStats>,
-    pub net: NetStack<F>,
+    pub neigh: NeighTable<F>,
     pub ipvs: IpvsWorker,
     next_tick: u64,
     next_ipvs_tick: u64,
@@ -160,10 +164,10 @@ impl<F: Frame> WorkerCore<F> {
             ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
             ^ u64::from(std::process::id());
         let mut ipvs = IpvsWorker::new(id, workers, parts.conn_capacity, parts.ipvs_stats, seed);
-        ipvs.adopt(&snap);
+        ipvs.adopt(&snap.ipvs, &snap.net);
         WorkerCore {
             id,
-            net: NetStack::new(snap.neigh_params),
+            neigh: NeighTable::new(snap.net.neigh_params),
             ipvs,
             snap,
             cell: parts.cell,
@@ -182,20 +186,45 @@ impl<F: Frame> WorkerCore<F> {
     /// Runs once when the worker starts: installs static neighbours, and worker 0 sends a
     /// gratuitous ARP for every owned address on every port.
     pub fn start<I: Io<Frame = F>>(&mut self, io: &mut I) {
-        self.apply_snapshot(io);
+        self.apply_snapshot(0, io);
         if self.id == 0 {
-            for p in 0..self.snap.ports.len() {
-                self.net.announce(p, &self.snap, io, &self.stats);
+            let mut cx = net::Cx {
+                cfg: &self.snap.net,
+                now_ms: 0,
+                io,
+                stats: &self.stats,
+            };
+            for p in 0..self.snap.net.ports.len() {
+                net::announce(p, &mut cx);
             }
         }
     }
 
-    /// Once per loop iteration: adopt a new snapshot, read the mailbox, run timers.
+    /// One turn of the worker loop, the same in the daemon (`io::run_worker`) and in the
+    /// benchmark rig: control work, then a burst from every port, then transmission.
+    /// Returns the number of frames received.
+    #[inline]
+    pub fn poll<I: Io<Frame = F>>(&mut self, now: u64, io: &mut I) -> usize {
+        self.poll_control(now, io);
+        let mut got = 0;
+        for port in 0..self.snap.net.ports.len() {
+            let mut rx = ArrayVec::new();
+            io.rx_burst(port, &mut rx);
+            got += rx.len();
+            self.rx_burst(rx, port, now, io);
+        }
+        io.flush();
+        self.stats.loops.inc();
+        got
+    }
+
+    /// Once per loop iteration: adopt a new snapshot, read the mailbox, run timers, and
+    /// handle what other workers redirected here.
     #[inline]
     pub fn poll_control<I: Io<Frame = F>>(&mut self, now: u64, io: &mut I) {
         if self.cell.generation() != self.snap.generation {
             self.snap = self.cell.load();
-            self.apply_snapshot(io);
+            self.apply_snapshot(now, io);
         }
         while let Some(msg) = self.mail.pop(self.id) {
             match msg {
@@ -203,89 +232,152 @@ impl<F: Frame> WorkerCore<F> {
                     let _ = reply.send(self.ipvs.dump(now));
                 }
                 Msg::Neigh(l) => {
-                    self.net.neigh.learn(
-                        l.ip,
-                        l.mac,
-                        l.port,
-                        true,
-                        now,
-                        &*self.snap,
+                    let mut cx = net::Cx {
+                        cfg: &self.snap.net,
+                        now_ms: now,
                         io,
-                        &self.stats,
-                    );
+                        stats: &self.stats,
+                    };
+                    self.neigh.learn(l.ip, l.mac, l.port, true, &mut cx);
                 }
             }
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK_MS;
-            self.net.neigh.tick(now, &*self.snap, io, &self.stats);
+            self.neigh_timers(now, io);
         }
         if now >= self.next_ipvs_tick {
             self.next_ipvs_tick = now + 1000 - now % 1000;
-            self.ipvs.tick(now, io);
+            self.ipvs.tick(now);
         }
         // Packets other workers passed to us. Up to eight bursts per poll: with N workers
         // a worker may receive (N-1)/N of every other worker's burst, and a ring that is
         // drained slower than it fills drops (redirect_full).
         for _ in 0..REDIRECT_DRAIN {
-            let Some((f, port)) = self.redirect.rings.get(self.id).and_then(|r| r.pop()) else {
+            let Some((f, port, h)) = self.redirect.rings.get(self.id).and_then(|r| r.pop()) else {
                 break;
             };
             self.ipvs.stats.redirected_in.inc();
-            self.dispatch(f, usize::from(port), now, io, true);
+            self.dispatch(
+                f,
+                &Class::Redirected(h),
+                NO_HINT,
+                usize::from(port),
+                now,
+                io,
+            );
         }
     }
 
-    fn apply_snapshot<I: Io<Frame = F>>(&mut self, io: &mut I) {
+    /// Retries outstanding ARP requests and gives up on unanswered ones.
+    pub fn neigh_timers<I: Io<Frame = F>>(&mut self, now: u64, io: &mut I) {
+        let mut cx = net::Cx {
+            cfg: &self.snap.net,
+            now_ms: now,
+            io,
+            stats: &self.stats,
+        };
+        self.neigh.tick(&mut cx);
+    }
+
+    fn apply_snapshot<I: Io<Frame = F>>(&mut self, now: u64, io: &mut I) {
         let snap = self.snap.clone();
-        self.net.neigh.set_params(snap.neigh_params);
-        self.net
-            .neigh
-            .retain_permanent(|ip| snap.neighbours.iter().any(|n| n.ip == ip));
-        for n in &snap.neighbours {
-            self.net
-                .neigh
-                .add_permanent(n.ip, n.mac, n.port, &*snap, io, &self.stats);
+        self.neigh.set_params(snap.net.neigh_params);
+        self.neigh
+            .retain_permanent(|ip| snap.net.neighbours.iter().any(|n| n.ip == ip));
+        let mut cx = net::Cx {
+            cfg: &snap.net,
+            now_ms: now,
+            io,
+            stats: &self.stats,
+        };
+        for n in &snap.net.neighbours {
+            self.neigh.add_permanent(n.ip, n.mac, n.port, &mut cx);
         }
-        self.ipvs.adopt(&snap);
+        self.ipvs.adopt(&snap.ipvs, &snap.net);
         self.stats.snapshot_generation.reset();
         self.stats.snapshot_generation.add(snap.generation);
     }
 
-    /// Warms the caches for a burst before it is handled, in two passes over the burst:
-    /// `prefetch_bytes` on every frame (connection buckets), then `prefetch_conn` on
-    /// every hint it returned (the connections). See `IpvsWorker::prefetch`.
+    /// Handles one received burst. Three passes: the link layer and the one parse of
+    /// each IPv4 header, with a prefetch of its connection bucket; a prefetch of the
+    /// connections those buckets hold; then every frame in order, so that the lookups
+    /// find both in cache. Counters once per burst.
     #[inline]
-    pub fn prefetch_bytes(&self, frame: &[u8]) -> u32 {
-        if self.snap.ipvs.is_empty() {
-            return NO_HINT;
-        }
-        self.ipvs.prefetch(frame)
-    }
-    #[inline]
-    pub fn prefetch_conn(&self, hint: u32) {
-        self.ipvs.prefetch_conn(hint);
-    }
-
-    /// Handles one received frame.
-    #[inline]
-    pub fn handle<I: Io<Frame = F>>(&mut self, frame: F, port: usize, now: u64, io: &mut I) {
-        self.dispatch(frame, port, now, io, false);
-    }
-
-    fn dispatch<I: Io<Frame = F>>(
+    pub fn rx_burst<I: Io<Frame = F>>(
         &mut self,
-        frame: F,
+        rx: ArrayVec<F, BURST>,
         port: usize,
         now: u64,
         io: &mut I,
-        redirected: bool,
+    ) {
+        if rx.is_empty() {
+            return;
+        }
+        let n = rx.len() as u64;
+        let mut bytes = 0u64;
+        // Headers are parsed into place once and read by reference afterwards: a
+        // burst's frames stay where the driver put them.
+        let mut parsed: ArrayVec<(Class, u32), BURST> = ArrayVec::new();
+        let lookups = !self.snap.ipvs.is_empty();
+        for f in &rx {
+            bytes += f.data().len() as u64;
+            let c = match classify(f.data(), port, &self.snap) {
+                Ok(c) => c,
+                Err(r) => {
+                    self.stats.dropped(r);
+                    Class::Dropped
+                }
+            };
+            let hint = match &c {
+                Class::Ipv4(h) if lookups => self.ipvs.prefetch(h),
+                _ => NO_HINT,
+            };
+            parsed.push((c, hint));
+        }
+        for (_, hint) in &parsed {
+            self.ipvs.prefetch_conn(*hint);
+        }
+        if let Some(pc) = self.stats.ports.get(port) {
+            pc.rx_packets.add(n);
+            pc.rx_bytes.add(bytes);
+        }
+        self.stats.rx_packets.add(n);
+        self.stats.rx_bytes.add(bytes);
+        for (f, (c, hint)) in rx.into_iter().zip(&parsed) {
+            self.dispatch(f, c, *hint, port, now, io);
+        }
+    }
+
+    /// Handles one received frame: the same path as a burst's frames, without the
+    /// prefetch passes and the rx counters (tests and fuzz targets drive this).
+    pub fn handle<I: Io<Frame = F>>(&mut self, frame: F, port: usize, now: u64, io: &mut I) {
+        match classify(frame.data(), port, &self.snap) {
+            Ok(c) => self.dispatch(frame, &c, NO_HINT, port, now, io),
+            Err(r) => self.stats.dropped(r),
+        }
+    }
+
+    /// The one dispatcher: ARP to `net`, IPv4 to its owning worker, then the IPVS engine,
+    /// then local delivery. Whatever is dropped on the way is counted here, once.
+    /// `bucket` is the connection-table bucket the prefetch pass found (or NO_HINT).
+    /// Always inlined, like the engine's per-packet steps below it: as calls, their
+    /// register saves and restores cost more than a tenth of a DR packet.
+    #[inline(always)]
+    fn dispatch<I: Io<Frame = F>>(
+        &mut self,
+        frame: F,
+        class: &Class,
+        bucket: u32,
+        port: usize,
+        now: u64,
+        io: &mut I,
     ) {
         // Disjoint borrows of the worker's parts: no Arc clone per packet.
         let WorkerCore {
             id,
             snap,
-            net,
+            neigh,
             ipvs,
             stats,
             mail,
@@ -293,38 +385,61 @@ impl<F: Frame> WorkerCore<F> {
             ..
         } = self;
         let (snap, stats, id) = (&**snap, &**stats, *id);
-        let Some(l2) = net.l2_filter(&frame, port, snap, stats) else {
-            return;
+        let mut net = net::Cx {
+            cfg: &snap.net,
+            now_ms: now,
+            io,
+            stats,
         };
-        let l3 = l2.l3_offset;
-        match l2.ethertype {
-            ethertype::ARP => {
-                if let Some(l) = net.arp_input(frame, l3, port, snap, now, io, stats) {
+        let result = match class {
+            Class::Arp { l3 } => {
+                let (learned, r) = net::arp_input(neigh, frame, usize::from(*l3), port, &mut net);
+                if let Some(l) = learned {
                     mail.post_others(id, Msg::Neigh(l));
                 }
+                r
             }
-            ethertype::IPV4 => {
-                if !redirected && !ipv4_validate(&frame, l3, stats) {
-                    return;
-                }
+            Class::Dropped => Ok(()),
+            Class::Ipv4(h) | Class::Redirected(h) => {
                 let workers = redirect.workers();
+                let redirected = matches!(class, Class::Redirected(_));
                 if !redirected && workers > 1 && !snap.ipvs.is_empty() {
-                    let o = owner(snap, frame.data().get(l3..).unwrap_or(&[]), workers);
+                    let o = owner(&snap.ipvs, h, frame.data(), workers);
                     if o != id {
-                        match redirect.rings[o].push((frame, port as u16)) {
+                        return match redirect.rings[o].push((frame, port as u16, *h)) {
                             Ok(()) => ipvs.stats.redirected_out.inc(),
                             Err(_) => stats.dropped(DropReason::Redirect),
-                        }
-                        return;
+                        };
                     }
                 }
-                if let Verdict::Pass(f) = ipvs.process(frame, l3, snap, now, net, io, stats) {
-                    net.ipv4_local(f, l3, snap, now, io, stats);
+                let mut cx = ipvs::Cx {
+                    ipvs: &snap.ipvs,
+                    neigh,
+                    net,
+                };
+                match ipvs.process(frame, h, bucket, &mut cx) {
+                    Ok(Verdict::Pass(f)) => net::ipv4_local(cx.neigh, f, h, &mut cx.net),
+                    Ok(Verdict::Done) => Ok(()),
+                    Err(r) => Err(r),
                 }
             }
-            ethertype::IPV6 => stats.dropped(DropReason::Ipv6),
-            _ => stats.dropped(DropReason::UnknownEthertype),
+        };
+        if let Err(r) = result {
+            stats.dropped(r);
         }
+    }
+}
+
+/// The first pass over a received frame: link-layer checks, then what it is.
+#[inline]
+fn classify(frame: &[u8], port: usize, snap: &Snapshot) -> Result<Class, DropReason> {
+    let l2 = net::l2_filter(frame, port, &snap.net)?;
+    let l3 = l2.l3_offset;
+    match l2.ethertype {
+        ethertype::IPV4 => net::ipv4_input(frame, l3).map(Class::Ipv4),
+        ethertype::ARP => Ok(Class::Arp { l3: l3 as u16 }),
+        ethertype::IPV6 => Err(DropReason::Ipv6),
+        _ => Err(DropReason::UnknownEthertype),
     }
 }
 
@@ -375,12 +490,9 @@ mod tests {
             Ipv4Addr::new(198, 18, 0, 2),
         );
         w0.handle(HeapFrame::from_bytes(&req), 0, 0, &mut io);
-        assert_eq!(w1.net.neigh.lookup(Ipv4Addr::new(198, 18, 0, 1)), None);
+        assert_eq!(w1.neigh.lookup(Ipv4Addr::new(198, 18, 0, 1)), None);
         w1.poll_control(1, &mut io);
-        assert_eq!(
-            w1.net.neigh.lookup(Ipv4Addr::new(198, 18, 0, 1)),
-            Some(cmac)
-        );
+        assert_eq!(w1.neigh.lookup(Ipv4Addr::new(198, 18, 0, 1)), Some(cmac));
     }
 
     #[test]
@@ -404,10 +516,10 @@ mod tests {
         w.poll_control(0, &mut io);
         assert_eq!(w.snapshot().generation, g);
         assert_eq!(w.stats.snapshot_generation.get(), g);
-        assert_eq!(w.net.neigh.lookup(gw.ip), Some(gw.mac));
+        assert_eq!(w.neigh.lookup(gw.ip), Some(gw.mac));
         // Removing it from config removes the permanent entry.
         cell.publish(snapshot(vec![]));
         w.poll_control(0, &mut io);
-        assert_eq!(w.net.neigh.lookup(gw.ip), None);
+        assert_eq!(w.neigh.lookup(gw.ip), None);
     }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 static SHARED: OnceLock<(Arc<SnapshotCell>, Arc<dataplane::ipvs::stats::IpvsStats>)> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    let (cell, ipvs_stats) = SHARED.get_or_init(|| (Arc::new(SnapshotCell::new(dataplane::ipvs::robustness_snapshot())), Arc::default()));
+    let (cell, ipvs_stats) = SHARED.get_or_init(|| (Arc::new(SnapshotCell::new(dataplane::testing::robustness_snapshot())), Arc::default()));
     let parts = WorkerParts {
         ipvs_stats: ipvs_stats.clone(),
         ..WorkerParts::alone(cell.clone(), 256)
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         let mut f = chunk.to_vec();
         w.handle(HeapFrame::from_bytes(&f), 0, now, &mut io);
         if f.len() >= 6 {
-            f[..6].copy_from_slice(&dataplane::ipvs::ROBUSTNESS_DIRECTOR_MAC.0);
+            f[..6].copy_from_slice(&dataplane::testing::ROBUSTNESS_DIRECTOR_MAC.0);
             w.handle(HeapFrame::from_bytes(&f), 0, now, &mut io);
         }
         now += 7_000;

@@ -1,5 +1,10 @@
 //! The one module that talks to DPDK: EAL start-up, ports, mbufs, lcores and the polling
 //! loop. Everything it hands upward is a `Frame`.
+//!
+//! Every `unsafe` block here carries a `// SAFETY:` comment saying why it is sound, and
+//! every `unsafe fn` a `# Safety` section with its caller's obligations.
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod eal;
 mod mbuf;
@@ -37,9 +42,15 @@ pub(crate) fn rte_error(code: i32) -> String {
     let e = if code < 0 {
         -code
     } else {
+        // SAFETY: rvs_errno takes no arguments and only reads `rte_errno`, a per-thread
+        // (`__thread`) variable that exists whether or not the EAL is initialised.
         unsafe { dpdk_sys::rvs_errno() }
     };
-    // SAFETY: rte_strerror returns a pointer to a static or thread-local string.
+    // SAFETY: rte_strerror accepts any int and always returns a non-null, NUL-terminated
+    // string: either a static one or this thread's own per-lcore buffer. Nothing else
+    // writes that buffer, and it is copied out by `to_string_lossy` below before this
+    // thread can call rte_strerror again, so it stays valid and unchanged for as long
+    // as `s` is used.
     let s = unsafe { CStr::from_ptr(dpdk_sys::rte_strerror(e)) };
     format!("{} (errno {e})", s.to_string_lossy())
 }

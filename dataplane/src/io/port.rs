@@ -38,7 +38,9 @@ impl Port {
         let dname = device_name(&p.device);
         let cname = CString::new(dname).map_err(|_| err("device name contains NUL".into()))?;
         let mut id = 0u16;
-        // SAFETY: EAL initialised; valid C string and out pointer.
+        // SAFETY: `cname` is a valid NUL-terminated string and `id` a valid, writable u16,
+        // both outliving the call; DPDK only reads the name and writes `id` on success.
+        // Ethdev control calls are not thread-safe: ports are set up from one thread.
         let rc = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
         if rc != 0 {
             return Err(err(format!(
@@ -47,7 +49,8 @@ impl Port {
             )));
         }
         let mut info: sys::rte_eth_dev_info = Default::default();
-        // SAFETY: valid port id, out pointer.
+        // SAFETY: `id` was just returned by DPDK for an existing port (DPDK checks it again
+        // anyway); `info` is a valid, writable `rte_eth_dev_info` that DPDK zeroes and fills.
         let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
         if rc != 0 {
             return Err(err(format!(
@@ -63,13 +66,22 @@ impl Port {
             )));
         }
         let conf: sys::rte_eth_conf = Default::default();
+        // SAFETY: `id` is a valid port; `conf` is a valid all-zero `rte_eth_conf` (DPDK's
+        // defaults) that DPDK copies. The queue counts were checked against the device's
+        // maxima above; DPDK refuses (-EBUSY) to reconfigure a started port.
         let rc = unsafe { sys::rte_eth_dev_configure(id, p.queues, p.queues, &conf) };
         if rc != 0 {
             return Err(err(format!("configure failed: {}", super::rte_error(rc))));
         }
+        // SAFETY: takes a port id only, which DPDK checks; `id` is a valid port.
         let socket = unsafe { sys::rte_eth_dev_socket_id(id) };
         let socket = if socket < 0 { 0 } else { socket as u32 };
         for q in 0..p.queues {
+            // SAFETY: the port is configured with `p.queues` rx queues and not started, so
+            // `q` is in range (DPDK checks both). A null rx_conf selects the driver's
+            // defaults. `pool` is a valid pktmbuf pool that the queue keeps using: pools
+            // are never freed before EAL clean-up, and the port is closed (on drop) before
+            // that. DPDK validates `rx_desc` against the device's limits.
             let rc = unsafe {
                 sys::rte_eth_rx_queue_setup(
                     id,
@@ -86,6 +98,9 @@ impl Port {
                     super::rte_error(rc)
                 )));
             }
+            // SAFETY: as for rx: the port is configured with `p.queues` tx queues and not
+            // started, `q` is in range, a null tx_conf selects the driver's defaults, and
+            // DPDK validates `tx_desc`.
             let rc =
                 unsafe { sys::rte_eth_tx_queue_setup(id, q, p.tx_desc, socket, std::ptr::null()) };
             if rc != 0 {
@@ -95,11 +110,15 @@ impl Port {
                 )));
             }
         }
+        // SAFETY: `id` is a valid port, configured, with all its queues set up above; no
+        // lcore polls it yet (workers are launched after every port has started).
         let rc = unsafe { sys::rte_eth_dev_start(id) };
         if rc != 0 {
             return Err(err(format!("start failed: {}", super::rte_error(rc))));
         }
         // Multicast is needed for VRRP; not every PMD supports toggling it.
+        // SAFETY: both take only the port id, which DPDK checks; `id` is a valid, started
+        // port. Their errors (-ENOTSUP from some PMDs) are deliberately ignored.
         unsafe {
             sys::rte_eth_allmulticast_enable(id);
             if p.promiscuous {
@@ -107,8 +126,12 @@ impl Port {
             }
         }
         let mut mac = sys::rte_ether_addr::default();
+        // SAFETY: `id` is a valid port and `mac` a valid, writable `rte_ether_addr`; if the
+        // call fails `mac` keeps its all-zero default.
         unsafe { sys::rte_eth_macaddr_get(id, &mut mac) };
         let mut mtu = 1500u16;
+        // SAFETY: `id` is a valid port and `mtu` a valid, writable u16; if the call fails
+        // `mtu` keeps 1500.
         unsafe { sys::rte_eth_dev_get_mtu(id, &mut mtu) };
         let port = Port {
             id,
@@ -125,7 +148,13 @@ impl Port {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        // SAFETY: the port was started by us and no lcore polls it any more.
+        // SAFETY: DPDK checks the port id (an unknown or already closed port gets -ENODEV,
+        // ignored here); this `Port` configured and started it, and the EAL is still up:
+        // callers drop their `Port`s before the `Eal`. Stopping and closing free the queues,
+        // so no lcore may be polling them: rvsd joins its workers (`WorkerHandles::wait`)
+        // before it drops the ports, and rvs-pktgen transmits on the calling thread. This
+        // ordering is the callers' duty; the types do not enforce it (and a
+        // `launch_workers` that fails part-way must stop the workers it did launch).
         unsafe {
             sys::rte_eth_dev_stop(self.id);
             sys::rte_eth_dev_close(self.id);

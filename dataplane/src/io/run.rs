@@ -49,6 +49,8 @@ impl WorkerHandles {
     pub fn wait(self) -> usize {
         self.lcores
             .iter()
+            // SAFETY: the EAL is initialised and `l` is a worker lcore this process
+            // launched; waiting on it only blocks until it returns.
             .filter(|&&l| unsafe { sys::rte_eal_wait_lcore(l) } != 0)
             .count()
     }
@@ -57,9 +59,12 @@ impl WorkerHandles {
 /// Launches one worker per context on the EAL's worker lcores, in order.
 pub fn launch_workers(ctxs: Vec<WorkerCtx>) -> Result<WorkerHandles, IoError> {
     let mut lcores = Vec::new();
+    // SAFETY: the EAL is initialised (launching needs it); the lcore iterator only
+    // reads its configuration.
     let mut l = unsafe { sys::rte_get_next_lcore(u32::MAX, 1, 0) };
     while l < sys::RTE_MAX_LCORE && lcores.len() < ctxs.len() {
         lcores.push(l);
+        // SAFETY: as above; `l` came from the previous call.
         l = unsafe { sys::rte_get_next_lcore(l, 1, 0) };
     }
     if lcores.len() < ctxs.len() {
@@ -73,9 +78,12 @@ pub fn launch_workers(ctxs: Vec<WorkerCtx>) -> Result<WorkerHandles, IoError> {
     for (ctx, &lcore) in ctxs.into_iter().zip(&lcores) {
         let id = ctx.id;
         let arg = Box::into_raw(Box::new(ctx)) as *mut c_void;
-        // SAFETY: trampoline takes the box back exactly once.
+        // SAFETY: `arg` is a leaked Box<WorkerCtx> that `trampoline` takes back exactly
+        // once, on `lcore`, which is an idle worker lcore of this EAL.
         let rc = unsafe { sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
         if rc != 0 {
+            // SAFETY: the launch failed, so `trampoline` never ran and the box leaked
+            // above is still ours to take back, once.
             drop(unsafe { Box::from_raw(arg as *mut WorkerCtx) });
             return Err(IoError::Lcore(format!(
                 "launching worker {id} on lcore {lcore}: {}",
@@ -88,8 +96,11 @@ pub fn launch_workers(ctxs: Vec<WorkerCtx>) -> Result<WorkerHandles, IoError> {
     Ok(WorkerHandles { lcores: launched })
 }
 
+/// # Safety
+/// `arg` must be a pointer from `Box::into_raw(Box<WorkerCtx>)`, passed exactly once.
 unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
-    let ctx = Box::from_raw(arg as *mut WorkerCtx);
+    // SAFETY: the caller's contract: `arg` is a leaked Box<WorkerCtx>, given once.
+    let ctx = unsafe { Box::from_raw(arg as *mut WorkerCtx) };
     // A panic must not unwind into C; it ends this worker with an error instead.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run_worker(*ctx))) {
         Ok(()) => 0,
@@ -107,10 +118,12 @@ struct DpdkIo<'a> {
     /// then) rather than re-read from every mbuf at flush.
     tx_bytes: Vec<u64>,
     stats: &'a WorkerStats,
+    /// Frames asked of the driver per rx burst (1..=BURST).
+    burst: u16,
 }
 
 impl DpdkIo<'_> {
-    fn flush(&mut self, port: usize) {
+    fn flush_port(&mut self, port: usize) {
         let Some(buf) = self.tx.get_mut(port) else {
             return;
         };
@@ -118,6 +131,8 @@ impl DpdkIo<'_> {
             return;
         }
         let queued_bytes = std::mem::take(&mut self.tx_bytes[port]);
+        // SAFETY: `buf` holds `len` valid mbufs owned by this worker; the port and this
+        // worker's queue are started and no other lcore transmits on the queue.
         let n = usize::from(unsafe {
             sys::rvs_eth_tx_burst(
                 self.ports[port],
@@ -127,9 +142,9 @@ impl DpdkIo<'_> {
             )
         });
         let pc = &self.stats.ports[port];
-        // SAFETY: the driver did not take buf[n..]; they are still ours.
         let unsent: u64 = buf[n..]
             .iter()
+            // SAFETY: the driver did not take buf[n..]: they are valid mbufs, still ours.
             .map(|&m| u64::from(unsafe { (*m).data_len }))
             .sum();
         let sent_bytes = queued_bytes.saturating_sub(unsent);
@@ -138,16 +153,12 @@ impl DpdkIo<'_> {
         self.stats.tx_packets.add(n as u64);
         self.stats.tx_bytes.add(sent_bytes);
         for &m in &buf[n..] {
+            // SAFETY: an mbuf the driver did not take, still ours, freed exactly once.
             unsafe { sys::rvs_pktmbuf_free(m) };
             pc.tx_dropped.inc();
             self.stats.dropped(DropReason::TxFull);
         }
         buf.clear();
-    }
-    fn flush_all(&mut self) {
-        for p in 0..self.tx.len() {
-            self.flush(p);
-        }
     }
 }
 
@@ -164,10 +175,46 @@ impl Io for DpdkIo<'_> {
             return;
         }
         if self.tx[port].is_full() {
-            self.flush(port);
+            self.flush_port(port);
         }
         self.tx_bytes[port] += frame.data().len() as u64;
         self.tx[port].push(frame.into_raw());
+    }
+    #[inline]
+    fn rx_burst(&mut self, port: usize, rx: &mut ArrayVec<Mbuf, BURST>) {
+        let Some(&pid) = self.ports.get(port) else {
+            return;
+        };
+        let mut raw = [std::ptr::null_mut::<sys::rte_mbuf>(); BURST];
+        // SAFETY: `raw` has room for BURST pointers and `burst` <= BURST; the port and
+        // this worker's queue were configured and started before the worker launched,
+        // and no other lcore polls this queue.
+        let n = usize::from(unsafe {
+            sys::rvs_eth_rx_burst(pid, self.queue, raw.as_mut_ptr(), self.burst)
+        });
+        for &m in &raw[..n] {
+            // SAFETY: rx burst handed us ownership of these n valid mbufs.
+            let Some(m) = (unsafe { Mbuf::from_raw(m) }) else {
+                continue;
+            };
+            if m.nb_segs() != 1 {
+                // Received, so counted as such, and dropped: the fast path works on
+                // single-segment frames only.
+                let pc = &self.stats.ports[port];
+                pc.rx_packets.inc();
+                pc.rx_bytes.add(m.data().len() as u64);
+                self.stats.rx_packets.inc();
+                self.stats.rx_bytes.add(m.data().len() as u64);
+                self.stats.dropped(DropReason::MultiSegment);
+                continue;
+            }
+            rx.push(m);
+        }
+    }
+    fn flush(&mut self) {
+        for p in 0..self.tx.len() {
+            self.flush_port(p);
+        }
     }
 }
 
@@ -192,56 +239,15 @@ fn run_worker(ctx: WorkerCtx) {
         tx: (0..ctx.ports.len()).map(|_| ArrayVec::new()).collect(),
         tx_bytes: vec![0; ctx.ports.len()],
         stats: &stats,
+        burst: ctx.burst.clamp(1, BURST) as u16,
     };
     core.start(&mut io);
-    io.flush_all();
-    let burst = ctx.burst.clamp(1, BURST) as u16;
-    let mut rx = [std::ptr::null_mut::<sys::rte_mbuf>(); BURST];
+    io.flush();
     let mut idle_polls = 0u32;
     let mut sleep = SLEEP_MIN;
     while !ctx.stop.load(Ordering::Relaxed) {
         let now = base.elapsed().as_millis() as u64;
-        core.poll_control(now, &mut io);
-        let mut got = 0usize;
-        for (pidx, &pid) in ctx.ports.iter().enumerate() {
-            let n = usize::from(unsafe {
-                sys::rvs_eth_rx_burst(pid, ctx.queue, rx.as_mut_ptr(), burst)
-            });
-            got += n;
-            let pc = &stats.ports[pidx];
-            // Two prefetch passes (connection buckets, then the connections they hold),
-            // so that the lookups of the last pass find both in cache.
-            let mut hints = [0u32; BURST];
-            for (h, &raw) in hints.iter_mut().zip(&rx[..n]) {
-                // SAFETY: the mbufs are valid and unmodified until handled below.
-                *h = core.prefetch_bytes(unsafe { super::mbuf::data_of(raw) });
-            }
-            for &h in &hints[..n] {
-                core.prefetch_conn(h);
-            }
-            // Counters once per burst, not four updates per packet.
-            let mut bytes = 0u64;
-            for &raw in &rx[..n] {
-                // SAFETY: rx burst hands us ownership of n valid mbufs.
-                let Some(m) = (unsafe { Mbuf::from_raw(raw) }) else {
-                    continue;
-                };
-                bytes += m.data().len() as u64;
-                if m.nb_segs() != 1 {
-                    stats.dropped(DropReason::MultiSegment);
-                    continue;
-                }
-                core.handle(m, pidx, now, &mut io);
-            }
-            if n > 0 {
-                pc.rx_packets.add(n as u64);
-                pc.rx_bytes.add(bytes);
-                stats.rx_packets.add(n as u64);
-                stats.rx_bytes.add(bytes);
-            }
-        }
-        io.flush_all();
-        stats.loops.inc();
+        let got = core.poll(now, &mut io);
         if got > 0 {
             idle_polls = 0;
             sleep = SLEEP_MIN;
@@ -256,10 +262,12 @@ fn run_worker(ctx: WorkerCtx) {
                 // runnable on it (clients, servers, the kernel's softirqs on a shared
                 // machine) without a timer, so the next packet waits at most one
                 // time slice of theirs rather than a sleep.
+                // SAFETY: sched_yield takes no arguments and cannot fail in a way that
+                // matters here.
                 unsafe { libc::sched_yield() };
             }
         }
     }
-    io.flush_all();
+    io.flush();
     tracing::info!(worker = ctx.id, "worker stopped");
 }

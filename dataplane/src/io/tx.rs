@@ -71,12 +71,21 @@ pub fn transmit(
             m.data_mut().copy_from_slice(f);
             burst.push(m.into_raw());
         }
-        // SAFETY: the mbufs are ours; the driver takes those it accepts.
+        // SAFETY: `burst` holds `burst.len()` (<= BURST, so the u16 cast is exact) valid,
+        // single-segment mbufs that this function owns (from `pool.alloc`, released with
+        // `into_raw`); the driver takes ownership of the first `n` it accepts and leaves
+        // the rest to us. `port` is alive, so it is started with all its queues set up;
+        // queue 0 is among them as long as `port.queues >= 1` (rvs-pktgen's port has 1).
+        // A tx queue takes one user at a time: the caller must not transmit on queue 0 of
+        // this port from anywhere else meanwhile (rvs-pktgen sends from one thread only).
         let n = usize::from(unsafe {
             sys::rvs_eth_tx_burst(port.id, 0, burst.as_mut_ptr(), burst.len() as u16)
         });
         r.sent += n as u64;
         for &m in &burst[n..] {
+            // SAFETY: the driver did not take `burst[n..]`, so each is still a valid mbuf we
+            // own; it is freed once here and its pointer is never used again (`burst` is
+            // cleared before the next fill).
             unsafe { sys::rvs_pktmbuf_free(m) };
             r.dropped += 1;
         }

@@ -104,18 +104,17 @@ pub struct Conn {
 const _: () = assert!(std::mem::size_of::<Conn>() == 64);
 
 impl Conn {
-    #[allow(clippy::too_many_arguments)]
+    /// A connection from `client` to `vip` (address, port), bound to the real server
+    /// `dest` (its address and port, and its slot).
     pub fn new(
         proto: u8,
-        caddr: Ipv4Addr,
-        cport: u16,
-        vaddr: Ipv4Addr,
-        vport: u16,
-        daddr: Ipv4Addr,
-        dport: u16,
+        client: (Ipv4Addr, u16),
+        vip: (Ipv4Addr, u16),
+        dest: (Ipv4Addr, u16),
         fwd: Fwd,
-        dest: u32,
+        slot: u32,
     ) -> Conn {
+        let ((caddr, cport), (vaddr, vport), (daddr, dport)) = (client, vip, dest);
         Conn {
             caddr: caddr.into(),
             vaddr: vaddr.into(),
@@ -138,7 +137,7 @@ impl Conn {
                 },
             _pad: 0,
             expires: 0,
-            dest,
+            dest: slot,
             control: NIL,
             n_control: 0,
             next_in: NIL,
@@ -218,17 +217,8 @@ impl ConnTable {
         let capacity = capacity.clamp(1, (SLOT_TAG - 1) as usize);
         let buckets = capacity.next_power_of_two();
         let mut slab = Vec::with_capacity(capacity);
-        let blank = Conn::new(
-            0,
-            Ipv4Addr::UNSPECIFIED,
-            0,
-            Ipv4Addr::UNSPECIFIED,
-            0,
-            Ipv4Addr::UNSPECIFIED,
-            0,
-            Fwd::Nat,
-            NIL,
-        );
+        let none = (Ipv4Addr::UNSPECIFIED, 0);
+        let blank = Conn::new(0, none, none, none, Fwd::Nat, NIL);
         for i in 0..capacity {
             let mut c = blank;
             c.state = STATE_FREE;
@@ -277,11 +267,13 @@ impl ConnTable {
     }
 
     /// Prefetches the IN chain head of `k` (called for a whole burst before lookups);
-    /// returns the bucket for `prefetch_chain`.
+    /// returns the bucket, for `prefetch_chain` and the `_at` lookups.
     #[inline]
     pub fn prefetch_in(&self, k: &Key) -> u32 {
         let b = self.bucket(k);
-        prefetch(&self.in_heads[b]);
+        if let Some(h) = self.in_heads.get(b) {
+            prefetch(h);
+        }
         b as u32
     }
 
@@ -305,8 +297,16 @@ impl ConnTable {
         &mut self.slab[i as usize]
     }
 
-    fn find(&self, heads: &[u32], k: &Key, out: bool, want: impl Fn(&Conn) -> bool) -> Option<u32> {
-        let mut i = heads[self.bucket(k)];
+    #[inline]
+    fn find(
+        &self,
+        heads: &[u32],
+        bucket: usize,
+        k: &Key,
+        out: bool,
+        want: impl Fn(&Conn) -> bool,
+    ) -> Option<u32> {
+        let mut i = *heads.get(bucket)?;
         while i != NIL {
             let c = &self.slab[i as usize];
             let ck = if out { c.out_key() } else { Some(c.in_key()) };
@@ -318,19 +318,38 @@ impl ConnTable {
         None
     }
 
+    /// The bucket of `k` in either index (IN and OUT hash alike): computed once per
+    /// packet, by the prefetch pass, and handed to the `_at` lookups.
+    #[inline]
+    pub fn bucket_of(&self, k: &Key) -> u32 {
+        self.bucket(k) as u32
+    }
+
     /// A connection (not a template) by the client's view of a packet.
     #[inline]
     pub fn lookup_in(&self, k: &Key) -> Option<u32> {
-        self.find(&self.in_heads, k, false, |c| !c.is_template())
+        self.lookup_in_at(self.bucket_of(k), k)
+    }
+    /// `lookup_in` with the bucket of `k` already known.
+    #[inline]
+    pub fn lookup_in_at(&self, bucket: u32, k: &Key) -> Option<u32> {
+        self.find(&self.in_heads, bucket as usize, k, false, |c| {
+            !c.is_template()
+        })
     }
     /// A connection by the real server's view of a reply.
     #[inline]
     pub fn lookup_out(&self, k: &Key) -> Option<u32> {
-        self.find(&self.out_heads, k, true, |_| true)
+        self.lookup_out_at(self.bucket_of(k), k)
+    }
+    /// `lookup_out` with the bucket of `k` already known.
+    #[inline]
+    pub fn lookup_out_at(&self, bucket: u32, k: &Key) -> Option<u32> {
+        self.find(&self.out_heads, bucket as usize, k, true, |_| true)
     }
     /// A persistence template by `<proto, caddr & mask, 0, vaddr, vport>`.
     pub fn lookup_template(&self, k: &Key) -> Option<u32> {
-        self.find(&self.in_heads, k, false, Conn::is_template)
+        self.find(&self.in_heads, self.bucket(k), k, false, Conn::is_template)
     }
 
     /// Inserts `c`, indexed both ways and armed to expire at `c.expires`.
@@ -524,7 +543,7 @@ mod tests {
     }
 
     fn conn(cport: u16, fwd: Fwd, expires: u32) -> Conn {
-        let mut c = Conn::new(6, ip(1), cport, ip(100), 80, ip(11), 8080, fwd, 0);
+        let mut c = Conn::new(6, (ip(1), cport), (ip(100), 80), (ip(11), 8080), fwd, 0);
         c.expires = expires;
         c
     }

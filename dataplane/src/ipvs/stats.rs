@@ -39,6 +39,33 @@ pub struct IpvsStats {
     pub icmp_translated: Counter,
 }
 
+impl IpvsStats {
+    /// A packet toward real server `dest` of service `svc`.
+    #[inline]
+    pub fn count_in(&self, dest: usize, svc: usize, bytes: u64) {
+        if let Some(d) = self.dests.get(dest) {
+            d.traffic.inpkts.inc();
+            d.traffic.inbytes.add(bytes);
+        }
+        if let Some(s) = self.services.get(svc) {
+            s.inpkts.inc();
+            s.inbytes.add(bytes);
+        }
+    }
+    /// A reply from real server `dest` of service `svc`.
+    #[inline]
+    pub fn count_out(&self, dest: usize, svc: usize, bytes: u64) {
+        if let Some(d) = self.dests.get(dest) {
+            d.traffic.outpkts.inc();
+            d.traffic.outbytes.add(bytes);
+        }
+        if let Some(s) = self.services.get(svc) {
+            s.outpkts.inc();
+            s.outbytes.add(bytes);
+        }
+    }
+}
+
 impl Default for IpvsStats {
     fn default() -> Self {
         IpvsStats {

@@ -1,7 +1,6 @@
 //! Packet-level tests of the IPVS engine: a worker driven with in-memory frames.
 
 use super::conn::Fwd;
-use super::core::owner;
 use super::sched::{SchedFlags, SchedKind};
 use super::service::{IpvsTable, Persistence, Proto, RealServer, Service};
 use super::state::Timeouts;
@@ -9,7 +8,7 @@ use crate::frame::{CaptureIo, Frame, HeapFrame};
 use crate::net::neigh::NeighParams;
 use crate::packet::build::{self, Link};
 use crate::packet::tcp::flags as tf;
-use crate::packet::{dissect, Ipv4Packet, L3Summary, L4Summary, MacAddr};
+use crate::packet::{dissect, IpHdr, Ipv4Packet, L3Summary, L4Summary, MacAddr};
 use crate::snapshot::{PortInfo, Snapshot, SnapshotCell, StaticNeigh};
 use crate::stats::{DropReason, WorkerStats};
 use crate::worker::{Mailboxes, Redirect, WorkerCore, WorkerParts};
@@ -105,6 +104,12 @@ fn snapshot(services: Vec<Service>, nodest: bool) -> Snapshot {
     ))
 }
 
+/// The owner of the IPv4 packet `ip` (starting at its IP header).
+fn owner(snap: &Snapshot, ip: &[u8], workers: usize) -> usize {
+    let h = IpHdr::parse_v4(ip, 0).expect("a valid IPv4 packet");
+    super::owner(&snap.ipvs, &h, ip, workers)
+}
+
 struct Rig {
     w: WorkerCore<HeapFrame>,
     cell: Arc<SnapshotCell>,
@@ -172,8 +177,7 @@ fn syn(cport: u16) -> Vec<u8> {
         to_dir(CMAC),
         (CIP, cport),
         (VIP, 80),
-        1000,
-        0,
+        (1000, 0),
         tf::SYN,
         &[],
         b"",
@@ -206,8 +210,7 @@ fn nat_handshake_field_by_field_with_state_and_counters() {
         to_dir(RMAC[0]),
         (RIP[0], 8080),
         (CIP, 40000),
-        5000,
-        1001,
+        (5000, 1001),
         tf::SYN | tf::ACK,
         &[],
         b"",
@@ -222,8 +225,7 @@ fn nat_handshake_field_by_field_with_state_and_counters() {
         to_dir(CMAC),
         (CIP, 40000),
         (VIP, 80),
-        1001,
-        5001,
+        (1001, 5001),
         tf::ACK,
         &[],
         b"GET / HTTP/1.0\r\n\r\n",
@@ -262,8 +264,7 @@ fn only_a_syn_opens_and_other_segments_are_counted() {
         to_dir(CMAC),
         (CIP, 40000),
         (VIP, 80),
-        1,
-        1,
+        (1, 1),
         tf::ACK,
         &[],
         b"",
@@ -297,8 +298,7 @@ fn fullnat_translates_both_ways_and_partitions_ports() {
         to_dir(RMAC[0]),
         (RIP[0], 8080),
         (LIP, lport),
-        1,
-        1001,
+        (1, 1001),
         tf::SYN | tf::ACK,
         &[],
         b"",
@@ -313,8 +313,7 @@ fn fullnat_translates_both_ways_and_partitions_ports() {
         to_dir(RMAC[0]),
         (RIP[0], 8080),
         (LIP, lport.wrapping_add(1)),
-        1,
-        1,
+        (1, 1),
         tf::ACK,
         &[],
         b"",
@@ -329,11 +328,7 @@ fn icmp_errors_are_translated_both_ways() {
     let q = build::udp(to_dir(CMAC), (CIP, 5353), (VIP, 53), b"query");
     let fwd = r.rx(q, 0).remove(0);
     // The real server says port unreachable about the packet it got (CIP -> RIP:8080).
-    let mut icmp = HeapFrame::new();
-    crate::ipvs::xmit::icmp_error(&mut icmp, &fwd[14..], RIP[0], 3, 3, 0).unwrap();
-    let mut b = icmp.data().to_vec();
-    b[0..6].copy_from_slice(&DMAC.0);
-    b[6..12].copy_from_slice(&RMAC[0].0);
+    let b = build::icmp_error(to_dir(RMAC[0]), RIP[0], &fwd[14..], 3, 3);
     let out = r.rx(b, 1);
     assert_eq!(out.len(), 1, "forwarded to the client");
     let o = ip_of(&out[0]);
@@ -341,32 +336,29 @@ fn icmp_errors_are_translated_both_ways() {
     assert_eq!((o.src(), o.dst()), (VIP, CIP), "outer source is the VIP");
     let m = crate::packet::IcmpPacket::new_checked(o.payload()).unwrap();
     assert!(m.verify_checksum());
-    let quoted = super::xmit::quoted(o.payload()).unwrap();
+    assert_eq!((m.msg_type(), m.code()), (3, 3), "type and code kept");
+    // The quote, read by hand: the quoted IP header (20 bytes) and UDP ports.
+    let q = m.data();
+    assert_eq!(q.len(), 28, "IP header and 8 bytes quoted");
+    assert_eq!(&q[12..16], &CIP.octets(), "quoted source");
+    assert_eq!(&q[16..20], &VIP.octets(), "quoted destination: the VIP");
+    assert_eq!(&q[20..22], &5353u16.to_be_bytes(), "quoted source port");
+    assert_eq!(&q[22..24], &53u16.to_be_bytes(), "quoted destination port");
     assert_eq!(
-        (quoted.src, quoted.sport, quoted.dst, quoted.dport),
-        (CIP, 5353, VIP, 53),
-        "the client sees its own packet quoted"
-    );
-    assert!(
-        Ipv4Packet::new_checked(&m.data()[..28]).is_ok_and(|p| p.verify_checksum())
-            || m.data().len() >= 20
+        crate::packet::checksum::checksum(&q[..20]),
+        0,
+        "quoted IP header checksum patched"
     );
     // The other way: a router near the client says unreachable about the VIP's reply.
     let reply = build::udp(to_dir(RMAC[0]), (RIP[0], 8080), (CIP, 5353), b"answer");
     let to_client = r.rx(reply, 2).remove(0);
-    let mut icmp = HeapFrame::new();
-    crate::ipvs::xmit::icmp_error(
-        &mut icmp,
-        &to_client[14..],
+    let mut b = build::icmp_error(
+        to_dir(CMAC),
         Ipv4Addr::new(198, 18, 1, 254),
+        &to_client[14..],
         11,
         0,
-        0,
-    )
-    .unwrap();
-    let mut b = icmp.data().to_vec();
-    b[0..6].copy_from_slice(&DMAC.0);
-    b[6..12].copy_from_slice(&CMAC.0);
+    );
     // Addressed to the VIP, which sent the quoted packet.
     let mut ip = Ipv4Packet::new_checked(&mut b[14..]).unwrap();
     ip.set_dst(VIP);
@@ -375,11 +367,32 @@ fn icmp_errors_are_translated_both_ways() {
     assert_eq!(out.len(), 1, "forwarded to the real server");
     let o = ip_of(&out[0]);
     assert_eq!(o.dst(), RIP[0]);
-    let quoted = super::xmit::quoted(o.payload()).unwrap();
     assert_eq!(
-        (quoted.src, quoted.sport, quoted.dst, quoted.dport),
-        (RIP[0], 8080, CIP, 5353),
-        "the server sees its own packet quoted"
+        o.src(),
+        Ipv4Addr::new(198, 18, 1, 254),
+        "outer source unchanged (NAT)"
+    );
+    assert!(o.verify_checksum());
+    let m = crate::packet::IcmpPacket::new_checked(o.payload()).unwrap();
+    assert!(m.verify_checksum());
+    assert_eq!((m.msg_type(), m.code()), (11, 0));
+    let q = m.data();
+    assert_eq!(
+        &q[12..16],
+        &RIP[0].octets(),
+        "quoted source: the real server"
+    );
+    assert_eq!(&q[16..20], &CIP.octets(), "quoted destination");
+    assert_eq!(&q[20..22], &8080u16.to_be_bytes(), "quoted source port");
+    assert_eq!(
+        &q[22..24],
+        &5353u16.to_be_bytes(),
+        "quoted destination port"
+    );
+    assert_eq!(
+        crate::packet::checksum::checksum(&q[..20]),
+        0,
+        "quoted IP header checksum patched"
     );
     assert_eq!(r.w.ipvs.stats.icmp_translated.get(), 2);
 }
@@ -487,8 +500,7 @@ fn a_full_table_refuses_new_connections_only() {
         to_dir(CMAC),
         (CIP, 1),
         (VIP, 80),
-        1001,
-        1,
+        (1001, 1),
         tf::ACK,
         &[],
         b"x",
@@ -517,8 +529,7 @@ fn removed_servers_keep_or_drop_their_connections() {
             to_dir(CMAC),
             (CIP, 40000),
             (VIP, 80),
-            1001,
-            1,
+            (1001, 1),
             tf::ACK,
             &[],
             b"x",
@@ -577,8 +588,7 @@ fn owner_is_the_same_for_both_directions() {
                 to_dir(CMAC),
                 (CIP, cport),
                 (VIP, 80),
-                1,
-                0,
+                (1, 0),
                 tf::SYN,
                 &[],
                 b"",
@@ -587,8 +597,7 @@ fn owner_is_the_same_for_both_directions() {
                 to_dir(RMAC[0]),
                 (RIP[0], 8080),
                 (CIP, cport),
-                1,
-                0,
+                (1, 0),
                 tf::SYN | tf::ACK,
                 &[],
                 b"",
@@ -604,8 +613,7 @@ fn owner_is_the_same_for_both_directions() {
                 to_dir(CMAC),
                 (CIP, cport),
                 (RIP[0], 8080),
-                1,
-                0,
+                (1, 0),
                 tf::SYN,
                 &[],
                 b"",
@@ -614,25 +622,21 @@ fn owner_is_the_same_for_both_directions() {
                 to_dir(RMAC[0]),
                 (VIP, 80),
                 (CIP, cport),
-                1,
-                0,
+                (1, 0),
                 tf::SYN | tf::ACK,
                 &[],
                 b"",
             );
             for quoted in [&fwd_req, &fwd_rep] {
-                let mut e = HeapFrame::new();
-                crate::ipvs::xmit::icmp_error(
-                    &mut e,
-                    &quoted[14..],
+                let e = build::icmp_error(
+                    to_dir(CMAC),
                     Ipv4Addr::new(198, 18, 1, 254),
+                    &quoted[14..],
                     3,
                     1,
-                    0,
-                )
-                .unwrap();
+                );
                 assert_eq!(
-                    owner(&nat, &e.data()[14..], workers),
+                    owner(&nat, &e[14..], workers),
                     owner(&nat, &req[14..], workers)
                 );
             }
@@ -642,7 +646,7 @@ fn owner_is_the_same_for_both_directions() {
             .map(|p| {
                 owner(
                     &nat,
-                    &build::tcp(to_dir(CMAC), (CIP, p), (VIP, 80), 1, 0, tf::SYN, &[], b"")[14..],
+                    &build::tcp(to_dir(CMAC), (CIP, p), (VIP, 80), (1, 0), tf::SYN, &[], b"")[14..],
                     workers,
                 )
             })
@@ -654,7 +658,7 @@ fn owner_is_the_same_for_both_directions() {
             .map(|p| {
                 owner(
                     &pers,
-                    &build::tcp(to_dir(CMAC), (CIP, p), (VIP, 80), 1, 0, tf::SYN, &[], b"")[14..],
+                    &build::tcp(to_dir(CMAC), (CIP, p), (VIP, 80), (1, 0), tf::SYN, &[], b"")[14..],
                     workers,
                 )
             })
@@ -666,8 +670,7 @@ fn owner_is_the_same_for_both_directions() {
             to_dir(RMAC[0]),
             (RIP[0], 8080),
             (LIP, 5003),
-            1,
-            0,
+            (1, 0),
             tf::ACK,
             &[],
             b"",
@@ -717,15 +720,15 @@ proptest::proptest! {
         proto in proptest::prop_oneof![proptest::strategy::Just(6u8), proptest::strategy::Just(17u8), proptest::strategy::Just(1u8)],
         dport in 78u16..86, frag in 0u16..4, flags in proptest::prelude::any::<u8>(), from_rs in proptest::prelude::any::<bool>(),
     ) {
-        let mut r = Rig::new(super::robustness_snapshot(), 64);
+        let mut r = Rig::new(crate::testing::robustness_snapshot(), 64);
         // Open a few connections first so that replies and ICMP can match something.
         for p in 0..4u16 {
-            let _ = r.rx(build::tcp(to_dir(CMAC), (CIP, 40000 + p), (VIP, 80 + p), 1, 0, tf::SYN, &[], b""), 0);
+            let _ = r.rx(build::tcp(to_dir(CMAC), (CIP, 40000 + p), (VIP, 80 + p), (1, 0), tf::SYN, &[], b""), 0);
         }
         let mut f = if from_rs {
-            build::tcp(to_dir(RMAC[0]), (RIP[0], 8080), (CIP, 40000), 1, 1, flags, &[], &body)
+            build::tcp(to_dir(RMAC[0]), (RIP[0], 8080), (CIP, 40000), (1, 1), flags, &[], &body)
         } else {
-            build::tcp(to_dir(CMAC), (CIP, 40000), (VIP, dport), 1, 1, flags, &[], &body)
+            build::tcp(to_dir(CMAC), (CIP, 40000), (VIP, dport), (1, 1), flags, &[], &body)
         };
         f[23] = proto;
         let word: u16 = match frag { 0 => 0, 1 => 0x2000, 2 => 0x2001, _ => 0x0001 };

@@ -11,9 +11,10 @@
 //!   used but refreshed with a request per `retrans_ms`; if `max_probes` refreshes go
 //!   unanswered the entry is forgotten and the next packet resolves afresh.
 
+use super::Cx;
 use crate::frame::{Frame, Io};
 use crate::packet::{arp, ethernet, MacAddr};
-use crate::stats::{DropReason, WorkerStats};
+use crate::stats::DropReason;
 use arrayvec::ArrayVec;
 use std::net::Ipv4Addr;
 
@@ -86,6 +87,8 @@ struct Fast {
     ip: u32,
     port: u32,
     mac: MacAddr,
+    /// The port's own MAC, the source of every frame sent through this entry.
+    src: MacAddr,
     /// Valid while `now` is below this (0: empty).
     until: u64,
 }
@@ -134,9 +137,7 @@ impl<F: Frame> NeighTable<F> {
         ip: Ipv4Addr,
         mac: MacAddr,
         port: usize,
-        ports: &impl PortAddrs,
-        io: &mut I,
-        stats: &WorkerStats,
+        cx: &mut Cx<'_, I>,
     ) {
         self.clear_fast();
         let old = self.map.insert(
@@ -151,7 +152,7 @@ impl<F: Frame> NeighTable<F> {
             ..
         }) = old
         {
-            flush(queue, mac, port, ports, io, stats);
+            flush(queue, mac, port, cx);
         }
     }
 
@@ -163,54 +164,50 @@ impl<F: Frame> NeighTable<F> {
     }
 
     /// Sends `frame` (an IPv4 packet behind a 14-byte Ethernet header whose MACs are
-    /// filled in here) to `next_hop` on `port`, resolving it first when needed.
-    #[allow(clippy::too_many_arguments)]
+    /// filled in here) to `next_hop` on `port`, resolving it first when needed. A frame
+    /// that waits for resolution counts as sent; one that cannot be is the error.
     #[inline]
     pub fn output<I: Io<Frame = F>>(
         &mut self,
         frame: F,
         port: usize,
         next_hop: Ipv4Addr,
-        now: u64,
-        ports: &impl PortAddrs,
-        io: &mut I,
-        stats: &WorkerStats,
-    ) {
-        let f = self.fast[fast_slot(next_hop)];
-        if f.ip == u32::from(next_hop) && f.port == port as u32 && now < f.until {
-            return send(frame, f.mac, port, ports, io, stats);
+        cx: &mut Cx<'_, I>,
+    ) -> Result<(), DropReason> {
+        let f = &self.fast[fast_slot(next_hop)];
+        if f.ip == u32::from(next_hop) && f.port == port as u32 && cx.now_ms < f.until {
+            return send_to(frame, f.mac, f.src, port, cx);
         }
-        self.output_slow(frame, port, next_hop, now, ports, io, stats)
+        self.output_slow(frame, port, next_hop, cx)
     }
 
     /// `output` past the per-worker cache: kept out of line so that the hash-map probe
     /// it prepares is not paid by every cached send.
-    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn output_slow<I: Io<Frame = F>>(
         &mut self,
         frame: F,
         port: usize,
         next_hop: Ipv4Addr,
-        now: u64,
-        ports: &impl PortAddrs,
-        io: &mut I,
-        stats: &WorkerStats,
-    ) {
-        let p = self.params;
+        cx: &mut Cx<'_, I>,
+    ) -> Result<(), DropReason> {
+        let (p, now) = (self.params, cx.now_ms);
         match self.map.get_mut(&next_hop) {
             Some(Entry {
                 state: State::Permanent { mac },
                 port: eport,
             }) if *eport == port => {
                 let mac = *mac;
-                self.fast[fast_slot(next_hop)] = Fast {
-                    ip: next_hop.into(),
-                    port: port as u32,
-                    mac,
-                    until: u64::MAX,
-                };
-                send(frame, mac, port, ports, io, stats);
+                if let Some(src) = cx.cfg.mac(port) {
+                    self.fast[fast_slot(next_hop)] = Fast {
+                        ip: next_hop.into(),
+                        port: port as u32,
+                        mac,
+                        src,
+                        until: u64::MAX,
+                    };
+                }
+                send(frame, mac, port, cx)
             }
             Some(Entry {
                 state:
@@ -224,44 +221,48 @@ impl<F: Frame> NeighTable<F> {
             }) if *eport == port => {
                 let mac = *mac;
                 let fresh_until = confirmed.saturating_add(p.reachable_ms);
-                if now < fresh_until {
+                match cx.cfg.mac(port) {
                     // Until it goes stale, the cache may answer for it.
-                    self.fast[fast_slot(next_hop)] = Fast {
-                        ip: next_hop.into(),
-                        port: port as u32,
-                        mac,
-                        until: fresh_until,
-                    };
+                    Some(src) if now < fresh_until => {
+                        self.fast[fast_slot(next_hop)] = Fast {
+                            ip: next_hop.into(),
+                            port: port as u32,
+                            mac,
+                            src,
+                            until: fresh_until,
+                        };
+                    }
+                    _ => {}
                 }
                 if now.saturating_sub(*confirmed) >= p.reachable_ms && now >= *next_probe {
                     if *probes >= p.max_probes {
                         // Unanswered refreshes: forget it and resolve from scratch.
                         self.clear_fast();
                         self.map.remove(&next_hop);
-                        return self.output_slow(frame, port, next_hop, now, ports, io, stats);
+                        return self.output_slow(frame, port, next_hop, cx);
                     }
                     *probes += 1;
                     *next_probe = now + p.retrans_ms;
-                    send_request(next_hop, port, ports, io, stats);
+                    send_request(next_hop, port, cx);
                 }
-                send(frame, mac, port, ports, io, stats);
+                send(frame, mac, port, cx)
             }
             Some(Entry {
                 state: State::Incomplete { queue, .. },
                 port: eport,
             }) if *eport == port => {
                 if queue.is_full() {
-                    // Keep the newest packets, as Linux does.
+                    // Keep the newest packets, as Linux does: the oldest one is dropped.
                     queue.remove(0);
-                    stats.dropped(DropReason::NeighQueueFull);
+                    cx.stats.dropped(DropReason::NeighQueueFull);
                 }
                 queue.push(frame);
+                Ok(())
             }
             _ => {
                 // Unknown, or known on another port: resolve on this one.
                 if !self.map.contains_key(&next_hop) && self.map.len() >= p.max_entries {
-                    stats.dropped(DropReason::NeighTableFull);
-                    return;
+                    return Err(DropReason::NeighTableFull);
                 }
                 let mut queue: ArrayVec<F, QUEUE_LEN> = ArrayVec::new();
                 queue.push(frame);
@@ -276,7 +277,8 @@ impl<F: Frame> NeighTable<F> {
                         },
                     },
                 );
-                send_request(next_hop, port, ports, io, stats);
+                send_request(next_hop, port, cx);
+                Ok(())
             }
         }
     }
@@ -285,18 +287,15 @@ impl<F: Frame> NeighTable<F> {
     /// updated (unsolicited ARP for an address we never asked about is ignored, as Linux
     /// does without arp_accept). Returns true when the table changed, so that the caller
     /// can tell the other workers.
-    #[allow(clippy::too_many_arguments)]
     pub fn learn<I: Io<Frame = F>>(
         &mut self,
         ip: Ipv4Addr,
         mac: MacAddr,
         port: usize,
         create: bool,
-        now: u64,
-        ports: &impl PortAddrs,
-        io: &mut I,
-        stats: &WorkerStats,
+        cx: &mut Cx<'_, I>,
     ) -> bool {
+        let now = cx.now_ms;
         if ip.is_unspecified() || mac.is_multicast() || mac == MacAddr::ZERO {
             return false;
         }
@@ -324,13 +323,13 @@ impl<F: Frame> NeighTable<F> {
                     },
                 );
                 if let State::Incomplete { queue, .. } = old.state {
-                    flush(queue, mac, port, ports, io, stats);
+                    flush(queue, mac, port, cx);
                 }
                 changed
             }
             None if create => {
                 if self.map.len() >= self.params.max_entries {
-                    stats.dropped(DropReason::NeighTableFull);
+                    cx.stats.dropped(DropReason::NeighTableFull);
                     return false;
                 }
                 self.map.insert(
@@ -348,14 +347,8 @@ impl<F: Frame> NeighTable<F> {
 
     /// Retries outstanding requests and gives up on the ones that ran out of probes.
     /// Called by the worker a few times per second, not per packet.
-    pub fn tick<I: Io<Frame = F>>(
-        &mut self,
-        now: u64,
-        ports: &impl PortAddrs,
-        io: &mut I,
-        stats: &WorkerStats,
-    ) {
-        let p = self.params;
+    pub fn tick<I: Io<Frame = F>>(&mut self, cx: &mut Cx<'_, I>) {
+        let (p, now) = (self.params, cx.now_ms);
         let mut failed: ArrayVec<Ipv4Addr, 32> = ArrayVec::new();
         for (ip, e) in self.map.iter_mut() {
             if let State::Incomplete {
@@ -372,7 +365,7 @@ impl<F: Frame> NeighTable<F> {
                 } else {
                     *probes += 1;
                     *next_probe = now + p.retrans_ms;
-                    send_request(*ip, e.port, ports, io, stats);
+                    send_request(*ip, e.port, cx);
                 }
             }
         }
@@ -383,7 +376,7 @@ impl<F: Frame> NeighTable<F> {
             }) = self.map.remove(&ip)
             {
                 for _ in 0..queue.len() {
-                    stats.dropped(DropReason::NeighFailed);
+                    cx.stats.dropped(DropReason::NeighFailed);
                 }
             }
         }
@@ -429,105 +422,101 @@ impl<F: Frame> NeighTable<F> {
     }
 }
 
+/// Sends the packets that waited for `mac`; each one that cannot leave is counted.
 fn flush<F: Frame, I: Io<Frame = F>>(
     queue: ArrayVec<F, QUEUE_LEN>,
     mac: MacAddr,
     port: usize,
-    ports: &impl PortAddrs,
-    io: &mut I,
-    stats: &WorkerStats,
+    cx: &mut Cx<'_, I>,
 ) {
     for f in queue {
-        send(f, mac, port, ports, io, stats);
+        if let Err(r) = send(f, mac, port, cx) {
+            cx.stats.dropped(r);
+        }
     }
 }
 
 /// Writes both MACs of an already-built Ethernet header and queues the frame.
 #[inline]
 fn send<F: Frame, I: Io<Frame = F>>(
-    mut frame: F,
+    frame: F,
     dst: MacAddr,
     port: usize,
-    ports: &impl PortAddrs,
-    io: &mut I,
-    stats: &WorkerStats,
-) {
-    let Some(src) = ports.mac(port) else {
-        stats.dropped(DropReason::NoRoute);
+    cx: &mut Cx<'_, I>,
+) -> Result<(), DropReason> {
+    let src = cx.cfg.mac(port).ok_or(DropReason::NoRoute)?;
+    send_to(frame, dst, src, port, cx)
+}
+
+/// `send` with the port's MAC known.
+#[inline]
+fn send_to<F: Frame, I: Io<Frame = F>>(
+    mut frame: F,
+    dst: MacAddr,
+    src: MacAddr,
+    port: usize,
+    cx: &mut Cx<'_, I>,
+) -> Result<(), DropReason> {
+    let mut eth = ethernet::EthernetFrame::new_checked(frame.data_mut())
+        .map_err(|_| DropReason::L2Truncated)?;
+    eth.set_dst(dst);
+    eth.set_src(src);
+    cx.io.send(port, frame);
+    Ok(())
+}
+
+/// Broadcasts `who-has ip` on `port`. Best effort: a request that cannot be built is
+/// counted, and the next retry tries again.
+pub fn send_request<F: Frame, I: Io<Frame = F>>(ip: Ipv4Addr, port: usize, cx: &mut Cx<'_, I>) {
+    let (Some(mac), Some(sip)) = (cx.cfg.mac(port), cx.cfg.source_ip(port, ip)) else {
+        cx.stats.dropped(DropReason::NoRoute);
         return;
     };
-    match ethernet::EthernetFrame::new_checked(frame.data_mut()) {
-        Ok(mut eth) => {
-            eth.set_dst(dst);
-            eth.set_src(src);
-            io.send(port, frame);
-        }
-        Err(_) => stats.dropped(DropReason::L2Truncated),
+    let req = ArpMsg {
+        op: arp::OP_REQUEST,
+        eth_dst: MacAddr::BROADCAST,
+        sender: (mac, sip),
+        target: (MacAddr::ZERO, ip),
+    };
+    if emit_arp(&req, port, cx) {
+        cx.stats.arp_requests.inc();
     }
 }
 
-/// Broadcasts `who-has ip` on `port`.
-pub fn send_request<F: Frame, I: Io<Frame = F>>(
-    ip: Ipv4Addr,
-    port: usize,
-    ports: &impl PortAddrs,
-    io: &mut I,
-    stats: &WorkerStats,
-) {
-    let (Some(mac), Some(sip)) = (ports.mac(port), ports.source_ip(port, ip)) else {
-        stats.dropped(DropReason::NoRoute);
-        return;
-    };
-    if emit_arp(
-        arp::OP_REQUEST,
-        MacAddr::BROADCAST,
-        mac,
-        sip,
-        MacAddr::ZERO,
-        ip,
-        port,
-        io,
-        stats,
-    ) {
-        stats.arp_requests.inc();
-    }
+/// An ARP message rvs originates.
+#[derive(Debug, Clone, Copy)]
+pub struct ArpMsg {
+    pub op: u16,
+    pub eth_dst: MacAddr,
+    pub sender: (MacAddr, Ipv4Addr),
+    pub target: (MacAddr, Ipv4Addr),
 }
 
 /// Builds a minimum-size (60-byte) Ethernet/ARP frame in a new buffer and queues it.
-#[allow(clippy::too_many_arguments)]
-pub fn emit_arp<F: Frame, I: Io<Frame = F>>(
-    op: u16,
-    eth_dst: MacAddr,
-    sender_mac: MacAddr,
-    sender_ip: Ipv4Addr,
-    target_mac: MacAddr,
-    target_ip: Ipv4Addr,
-    port: usize,
-    io: &mut I,
-    stats: &WorkerStats,
-) -> bool {
-    let Some(mut f) = io.alloc() else {
-        stats.dropped(DropReason::AllocFailed);
+pub fn emit_arp<F: Frame, I: Io<Frame = F>>(m: &ArpMsg, port: usize, cx: &mut Cx<'_, I>) -> bool {
+    let Some(mut f) = cx.io.alloc() else {
+        cx.stats.dropped(DropReason::AllocFailed);
         return false;
     };
     if !f.set_len(60) {
-        stats.dropped(DropReason::AllocFailed);
+        cx.stats.dropped(DropReason::AllocFailed);
         return false;
     }
     let b = f.data_mut();
     b.fill(0);
-    let ok = ethernet::emit_header(b, eth_dst, sender_mac, ethernet::ethertype::ARP).is_ok()
+    let eth = ethernet::EthernetFrame::<&[u8]>::HEADER_LEN;
+    let ok = ethernet::emit_header(b, m.eth_dst, m.sender.0, ethernet::ethertype::ARP).is_ok()
         && arp::emit(
-            &mut b[14..],
-            op,
-            sender_mac,
-            sender_ip,
-            target_mac,
-            target_ip,
+            &mut b[eth..],
+            m.op,
+            m.sender.0,
+            m.sender.1,
+            m.target.0,
+            m.target.1,
         )
         .is_ok();
     if ok {
-        io.send(port, f);
+        cx.io.send(port, f);
     }
     ok
 }

@@ -8,8 +8,11 @@ use crate::packet::build::{self, Link};
 use crate::packet::{
     dissect, icmp::kind, ArpPacket, EthernetFrame, IcmpPacket, Ipv4Packet, L3Summary, L4Summary,
 };
-use crate::snapshot::{PortInfo, StaticNeigh};
+use crate::snapshot::{PortInfo, Snapshot, SnapshotCell, StaticNeigh};
+use crate::stats::{DropReason, WorkerStats};
+use crate::worker::{Mailboxes, Msg, Redirect, WorkerCore, WorkerParts};
 use proptest::prelude::*;
+use std::sync::Arc;
 
 const DMAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xd0]);
 const CMAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xc1]);
@@ -34,31 +37,48 @@ fn snap(neighbours: Vec<StaticNeigh>) -> Snapshot {
     Snapshot::new(ports, &routes, neighbours, NeighParams::default())
 }
 
+/// A worker with no virtual service, driven one frame at a time through the one
+/// dispatcher (`WorkerCore::handle`), as the daemon drives it.
 struct Rig {
-    net: NetStack<HeapFrame>,
-    snap: Snapshot,
+    w: WorkerCore<HeapFrame>,
+    cell: Arc<SnapshotCell>,
+    mail: Arc<Mailboxes>,
     io: CaptureIo,
-    stats: WorkerStats,
+    stats: Arc<WorkerStats>,
 }
 
 impl Rig {
     fn new() -> Self {
+        let cell = Arc::new(SnapshotCell::new(snap(vec![])));
+        // A second mailbox receives what this worker shares with the others.
+        let mail = Arc::new(Mailboxes::new(2, 64));
+        let parts = WorkerParts::new(
+            cell.clone(),
+            mail.clone(),
+            Arc::new(Redirect::new(1, 16)),
+            64,
+        );
+        let stats = parts.stats.clone();
         Rig {
-            net: NetStack::new(NeighParams::default()),
-            snap: snap(vec![]),
+            w: WorkerCore::new(0, parts),
+            cell,
+            mail,
             io: CaptureIo::default(),
-            stats: WorkerStats::default(),
+            stats,
         }
     }
+    /// Hands a frame to the worker; returns the neighbour it shared with the others.
     fn rx(&mut self, bytes: &[u8], now: u64) -> Option<Learned> {
-        self.net.input(
-            HeapFrame::from_bytes(bytes),
-            0,
-            &self.snap,
-            now,
-            &mut self.io,
-            &self.stats,
-        )
+        self.w
+            .handle(HeapFrame::from_bytes(bytes), 0, now, &mut self.io);
+        match self.mail.pop(1) {
+            Some(Msg::Neigh(l)) => Some(l),
+            _ => None,
+        }
+    }
+    /// Runs the neighbour timers at `now`.
+    fn tick(&mut self, now: u64) {
+        self.w.neigh_timers(now, &mut self.io);
     }
     fn take(&mut self) -> Vec<Vec<u8>> {
         self.io
@@ -116,7 +136,7 @@ fn answers_arp_for_owned_address_and_learns_sender() {
     assert_eq!(a.operation(), arp::OP_REPLY);
     assert_eq!((a.sender_mac(), a.sender_ip()), (DMAC, DIP));
     assert_eq!((a.target_mac(), a.target_ip()), (CMAC, CIP));
-    assert_eq!(r.net.neigh.lookup(CIP), Some(CMAC));
+    assert_eq!(r.w.neigh.lookup(CIP), Some(CMAC));
     assert_eq!(r.stats.arp_replies.get(), 1);
 }
 
@@ -130,7 +150,7 @@ fn ignores_arp_for_other_addresses() {
     assert!(r.take().is_empty());
     assert_eq!(r.drops(DropReason::ArpNotOurs), 1);
     assert_eq!(
-        r.net.neigh.lookup(CIP),
+        r.w.neigh.lookup(CIP),
         None,
         "no entry created from ARP not aimed at us"
     );
@@ -247,22 +267,16 @@ fn unanswered_resolution_retries_then_drops() {
     );
     assert_eq!(r.take().len(), 1);
     let p = NeighParams::default();
-    r.net
-        .neigh
-        .tick(p.retrans_ms / 2, &r.snap, &mut r.io, &r.stats);
+    r.tick(p.retrans_ms / 2);
     assert!(r.take().is_empty(), "not yet time to retry");
-    r.net.neigh.tick(p.retrans_ms, &r.snap, &mut r.io, &r.stats);
-    r.net
-        .neigh
-        .tick(2 * p.retrans_ms, &r.snap, &mut r.io, &r.stats);
+    r.tick(p.retrans_ms);
+    r.tick(2 * p.retrans_ms);
     assert_eq!(r.take().len(), 2, "two retries: max_probes requests in all");
     assert_eq!(r.stats.arp_requests.get(), u64::from(p.max_probes));
-    r.net
-        .neigh
-        .tick(3 * p.retrans_ms, &r.snap, &mut r.io, &r.stats);
+    r.tick(3 * p.retrans_ms);
     assert!(r.take().is_empty());
     assert_eq!(r.drops(DropReason::NeighFailed), 1);
-    assert!(r.net.neigh.is_empty());
+    assert!(r.w.neigh.is_empty());
 }
 
 #[test]
@@ -337,20 +351,18 @@ fn stale_entry_is_refreshed_while_used_and_forgotten_when_silent() {
         dissect(&out[0]).unwrap().l3,
         L3Summary::Arp { op: 1, .. }
     ));
-    assert_eq!(r.net.neigh.lookup(CIP), None, "incomplete again");
+    assert_eq!(r.w.neigh.lookup(CIP), None, "incomplete again");
 }
 
 #[test]
 fn permanent_neighbours_are_used_and_never_overwritten() {
     let mut r = Rig::new();
-    r.snap = snap(vec![StaticNeigh {
+    r.cell.publish(snap(vec![StaticNeigh {
         ip: GW,
         mac: GWMAC,
         port: 0,
-    }]);
-    r.net
-        .neigh
-        .add_permanent(GW, GWMAC, 0, &r.snap, &mut r.io, &r.stats);
+    }]));
+    r.w.poll_control(0, &mut r.io);
     let spoof = build::arp_frame(
         Link {
             src: CMAC,
@@ -363,7 +375,7 @@ fn permanent_neighbours_are_used_and_never_overwritten() {
         DIP,
     );
     r.rx(&spoof, 0);
-    assert_eq!(r.net.neigh.lookup(GW), Some(GWMAC));
+    assert_eq!(r.w.neigh.lookup(GW), Some(GWMAC));
     r.rx(
         &build::icmp_echo(to_dir(GWMAC), FAR, DIP, kind::ECHO_REQUEST, 1, 1, b"x"),
         1,
@@ -371,7 +383,7 @@ fn permanent_neighbours_are_used_and_never_overwritten() {
     let out = r.take();
     assert_eq!(out.len(), 1);
     assert_eq!(dissect(&out[0]).unwrap().l2.dst, GWMAC);
-    assert_eq!(r.net.neigh.entries(0)[0].state, "PERMANENT");
+    assert_eq!(r.w.neigh.entries(0)[0].state, "PERMANENT");
 }
 
 #[test]
@@ -509,7 +521,7 @@ fn fix_ip(f: &mut [u8]) {
 #[test]
 fn gratuitous_arp_announces_every_owned_address() {
     let mut r = Rig::new();
-    assert_eq!(r.net.announce(0, &r.snap, &mut r.io, &r.stats), 1);
+    r.w.start(&mut r.io);
     let out = r.take();
     match dissect(&out[0]).unwrap().l3 {
         L3Summary::Arp {

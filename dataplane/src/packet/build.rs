@@ -1,5 +1,6 @@
 //! Builders for whole frames: used by tests, the traffic generator and anything else that
-//! needs a well-formed packet without hand-writing bytes.
+//! needs a well-formed packet without hand-writing bytes. Test-only: compiled for the
+//! crate's own tests and with feature `testing` (benchmarks, fuzz targets).
 
 use super::ethernet::{self, ethertype, MacAddr};
 use super::ipv4::{protocol, Ipv4Repr};
@@ -68,6 +69,28 @@ pub fn icmp_echo(
     pad(f)
 }
 
+/// An ICMP error (`msg_type`, `code`) from `src` about the IPv4 packet `orig` (starting
+/// at its IP header), sent to the packet's source and quoting its IP header and the first
+/// 8 bytes behind it, as RFC 792 asks.
+pub fn icmp_error(link: Link, src: Ipv4Addr, orig: &[u8], msg_type: u8, code: u8) -> Vec<u8> {
+    let hl = usize::from(orig[0] & 0x0f) * 4;
+    let quote = &orig[..orig.len().min(hl + 8)];
+    let to = Ipv4Addr::new(orig[12], orig[13], orig[14], orig[15]);
+    let icmp_len = 8 + quote.len();
+    let mut f = vec![0u8; 14 + 20 + icmp_len];
+    ethernet::emit_header(&mut f, link.dst, link.src, ethertype::IPV4).expect("room");
+    ip_repr(src, to, protocol::ICMP, icmp_len)
+        .emit(&mut f[14..])
+        .expect("room");
+    let icmp = &mut f[34..];
+    icmp[0] = msg_type;
+    icmp[1] = code;
+    icmp[8..].copy_from_slice(quote);
+    let c = checksum::checksum(icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    pad(f)
+}
+
 /// A UDP datagram with a correct checksum.
 pub fn udp(link: Link, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), data: &[u8]) -> Vec<u8> {
     let udp_len = 8 + data.len();
@@ -87,14 +110,13 @@ pub fn udp(link: Link, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), data: &[u8]) 
     pad(f)
 }
 
-/// A TCP segment (20-byte header plus `options`, which must be a multiple of 4 bytes).
-#[allow(clippy::too_many_arguments)]
+/// A TCP segment (20-byte header plus `options`, which must be a multiple of 4 bytes)
+/// with sequence and acknowledgement numbers `(seq, ack)`.
 pub fn tcp(
     link: Link,
     src: (Ipv4Addr, u16),
     dst: (Ipv4Addr, u16),
-    seq: u32,
-    ack: u32,
+    (seq, ack): (u32, u32),
     flags: u8,
     options: &[u8],
     data: &[u8],
@@ -146,7 +168,7 @@ mod tests {
         for f in [
             icmp_echo(L, a, b, 8, 1, 2, b"hello"),
             udp(L, (a, 1000), (b, 53), b"q"),
-            tcp(L, (a, 40000), (b, 80), 1, 0, 0x02, &[2, 4, 5, 0xb4], b""),
+            tcp(L, (a, 40000), (b, 80), (1, 0), 0x02, &[2, 4, 5, 0xb4], b""),
         ] {
             match dissect(&f).unwrap().l3 {
                 L3Summary::Ip {

@@ -77,6 +77,21 @@ pub fn pseudo_header_v6(src: &[u8; 16], dst: &[u8; 16], next_header: u8, length:
     acc + u32::from(next_header)
 }
 
+/// Whether a 20-byte IPv4 header (no options: nearly every packet) carries a correct
+/// checksum: its five 32-bit words, added in native order (byte-order independent, RFC
+/// 1071 section 2(B)), fold to 0xffff. The same verdict as `checksum(h) == 0` in about a
+/// third of the instructions.
+#[inline]
+pub fn header20_ok(h: &[u8; 20]) -> bool {
+    let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let mut s = w(0) + w(4) + w(8) + w(12) + w(16);
+    s = (s & 0xffff_ffff) + (s >> 32);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s == 0xffff
+}
+
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word changed from `old` to `new`.
 #[inline]
 pub fn update16(check: u16, old: u16, new: u16) -> u16 {
@@ -99,6 +114,20 @@ pub fn update32(check: u16, old: u32, new: u32) -> u16 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_20_byte_header_check_agrees_with_the_checksum(h in proptest::array::uniform20(any::<u8>()), fix in any::<bool>()) {
+            let mut h = h;
+            if fix {
+                h[10] = 0;
+                h[11] = 0;
+                let c = checksum(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            prop_assert_eq!(header20_ok(&h), checksum(&h) == 0);
+        }
+    }
 
     #[test]
     fn rfc1071_example() {

@@ -13,6 +13,18 @@ pub mod protocol {
     pub const VRRP: u8 = 112;
 }
 
+/// Byte offsets of the header fields the fast path patches in place.
+pub mod field {
+    pub const TOTAL_LEN: usize = 2;
+    pub const TTL: usize = 8;
+    pub const CHECKSUM: usize = 10;
+    pub const SRC: usize = 12;
+    pub const DST: usize = 16;
+}
+
+/// The don't-fragment bit of the flags/fragment-offset word.
+pub const DONT_FRAG: u16 = 0x4000;
+
 /// A view of an IPv4 packet. `new_checked` guarantees that the header (with options) and
 /// the whole `total_length` lie inside the buffer, so no accessor can panic. Bytes after
 /// `total_length` (Ethernet padding) are outside `payload()`.
@@ -63,7 +75,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn ident(&self) -> u16 {
         u16::from_be_bytes([self.b()[4], self.b()[5]])
     }
-    fn frag_word(&self) -> u16 {
+    /// Flags and fragment offset, as on the wire.
+    pub fn frag_word(&self) -> u16 {
         u16::from_be_bytes([self.b()[6], self.b()[7]])
     }
     pub fn dont_frag(&self) -> bool {
@@ -124,6 +137,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
     pub fn set_ident(&mut self, v: u16) {
         self.bm()[4..6].copy_from_slice(&v.to_be_bytes());
+    }
+    pub fn set_frag_word(&mut self, v: u16) {
+        self.bm()[6..8].copy_from_slice(&v.to_be_bytes());
     }
     pub fn set_ttl(&mut self, v: u8) {
         self.bm()[8] = v;

@@ -5,10 +5,12 @@
 //! any `AsRef<[u8]>`, which keeps them unit-testable and fuzzable.
 
 pub mod arp;
+#[cfg(any(test, feature = "testing"))]
 pub mod build;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod iphdr;
 pub mod ipv4;
 pub mod ipv6;
 pub mod pcap;
@@ -18,6 +20,7 @@ pub mod udp;
 pub use arp::ArpPacket;
 pub use ethernet::{EthernetFrame, MacAddr, VlanTag};
 pub use icmp::IcmpPacket;
+pub use iphdr::IpHdr;
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::Ipv6Packet;
 pub use tcp::TcpPacket;
@@ -46,6 +49,26 @@ pub struct L2Info {
     pub vlan: Option<u16>,
     pub ethertype: u16,
     pub l3_offset: usize,
+}
+
+/// The common case of `parse_l2`: an untagged frame, read from its 14-byte header as an
+/// array (no bounds checks). None for anything else (tagged, or too short), which
+/// `parse_l2` then handles.
+#[inline]
+pub fn parse_untagged(frame: &[u8]) -> Option<L2Info> {
+    const LEN: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+    let h: &[u8; LEN] = frame.get(..LEN)?.try_into().ok()?;
+    let ethertype = u16::from_be_bytes([h[12], h[13]]);
+    if ethertype == ethernet::ethertype::VLAN || ethertype == ethernet::ethertype::QINQ {
+        return None;
+    }
+    Some(L2Info {
+        dst: MacAddr([h[0], h[1], h[2], h[3], h[4], h[5]]),
+        src: MacAddr([h[6], h[7], h[8], h[9], h[10], h[11]]),
+        vlan: None,
+        ethertype,
+        l3_offset: LEN,
+    })
 }
 
 /// Parses the Ethernet header and any VLAN tags.
@@ -288,6 +311,20 @@ mod tests {
                 if et == 0x0800 && f.len() > 14 { f[14] = 0x45; }
             }
             let _ = dissect(&f);
+        }
+
+        // The untagged fast path says what parse_l2 says, or leaves the frame to it.
+        #[test]
+        fn parse_untagged_agrees_with_parse_l2(bytes in proptest::collection::vec(any::<u8>(), 0..40),
+                                               et in prop_oneof![Just(0x0800u16), Just(0x8100), Just(0x88a8), any::<u16>()]) {
+            let mut f = bytes;
+            if f.len() >= 14 {
+                f[12..14].copy_from_slice(&et.to_be_bytes());
+            }
+            match parse_untagged(&f) {
+                Some(l2) => prop_assert_eq!(Ok(l2), parse_l2(&f)),
+                None => prop_assert!(f.len() < 14 || et == 0x8100 || et == 0x88a8),
+            }
         }
     }
 }

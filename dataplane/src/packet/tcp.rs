@@ -4,6 +4,14 @@ use super::checksum;
 use super::{Error, Result};
 use std::net::Ipv4Addr;
 
+/// Byte offsets of the header fields the fast path patches in place.
+pub mod field {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const DATA_OFFSET: usize = 12;
+    pub const CHECKSUM: usize = 16;
+}
+
 pub mod flags {
     pub const FIN: u8 = 0x01;
     pub const SYN: u8 = 0x02;

@@ -9,6 +9,28 @@ pub struct UdpPacket<T> {
     buf: T,
 }
 
+/// Byte offsets of the header fields the fast path patches in place.
+pub mod field {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const CHECKSUM: usize = 6;
+}
+
+impl UdpPacket<&[u8]> {
+    /// The ports of a datagram whose 8-byte header is present, without checking its
+    /// length field: IPVS forwards such datagrams as they are, as the kernel does.
+    #[inline]
+    pub fn ports(b: &[u8]) -> Option<(u16, u16)> {
+        match b {
+            [s0, s1, d0, d1, _, _, _, _, ..] => Some((
+                u16::from_be_bytes([*s0, *s1]),
+                u16::from_be_bytes([*d0, *d1]),
+            )),
+            _ => None,
+        }
+    }
+}
+
 impl<T: AsRef<[u8]>> UdpPacket<T> {
     pub const HEADER_LEN: usize = 8;
 
