@@ -130,17 +130,23 @@ impl<F> WorkerParts<F> {
     }
 }
 
-/// A received frame after the link layer and, for IPv4, the one parse of its header.
-#[derive(Clone, Copy)]
-enum Class {
-    Arp {
-        l3: u16,
-    },
-    Ipv4(IpHdr),
-    /// IPv4 handed over by the worker that received it: this worker owns it.
-    Redirected(IpHdr),
+/// What the first pass found a received frame to be. Its parsed header travels beside
+/// it (for ARP, only `l3` is set).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
     /// Dropped (and counted) by the first pass.
     Dropped,
+    Arp,
+    Ipv4,
+    /// IPv4 handed over by the worker that received it: this worker owns it.
+    Redirected,
+}
+
+/// A frame's kind and its connection-table bucket from the prefetch pass (or NO_HINT).
+#[derive(Clone, Copy)]
+struct Seen {
+    kind: Kind,
+    bucket: u32,
 }
 
 pub struct WorkerCore<F> {
@@ -250,6 +256,7 @@ impl<F: Frame> WorkerCore<F> {
             self.next_ipvs_tick = now + 1000 - now % 1000;
             self.ipvs.tick(now);
         }
+        self.ipvs.set_clock(now);
         // Packets other workers passed to us. Up to eight bursts per poll: with N workers
         // a worker may receive (N-1)/N of every other worker's burst, and a ring that is
         // drained slower than it fills drops (redirect_full).
@@ -258,14 +265,11 @@ impl<F: Frame> WorkerCore<F> {
                 break;
             };
             self.ipvs.stats.redirected_in.inc();
-            self.dispatch(
-                f,
-                &Class::Redirected(h),
-                NO_HINT,
-                usize::from(port),
-                now,
-                io,
-            );
+            let seen = Seen {
+                kind: Kind::Redirected,
+                bucket: NO_HINT,
+            };
+            self.dispatch(f, seen, &h, usize::from(port), now, io);
         }
     }
 
@@ -316,27 +320,30 @@ impl<F: Frame> WorkerCore<F> {
         }
         let n = rx.len() as u64;
         let mut bytes = 0u64;
-        // Headers are parsed into place once and read by reference afterwards: a
-        // burst's frames stay where the driver put them.
-        let mut parsed: ArrayVec<(Class, u32), BURST> = ArrayVec::new();
+        self.ipvs.set_clock(now);
+        // Headers are parsed into place once and read by reference afterwards; frames
+        // stay where the driver put them.
+        let mut hdrs = [IpHdr::EMPTY; BURST];
+        let mut seen = [Seen {
+            kind: Kind::Dropped,
+            bucket: NO_HINT,
+        }; BURST];
         let lookups = !self.snap.ipvs.is_empty();
-        for f in &rx {
-            bytes += f.data().len() as u64;
-            let c = match classify(f.data(), port, &self.snap) {
-                Ok(c) => c,
-                Err(r) => {
-                    self.stats.dropped(r);
-                    Class::Dropped
+        for ((f, h), s) in rx.iter().zip(&mut hdrs).zip(&mut seen) {
+            let data = f.data();
+            bytes += data.len() as u64;
+            match classify(data, port, &self.snap, h) {
+                Ok(kind) => {
+                    s.kind = kind;
+                    if kind == Kind::Ipv4 && lookups {
+                        s.bucket = self.ipvs.prefetch(h);
+                    }
                 }
-            };
-            let hint = match &c {
-                Class::Ipv4(h) if lookups => self.ipvs.prefetch(h),
-                _ => NO_HINT,
-            };
-            parsed.push((c, hint));
+                Err(r) => self.stats.dropped(r),
+            }
         }
-        for (_, hint) in &parsed {
-            self.ipvs.prefetch_conn(*hint);
+        for s in &seen[..rx.len()] {
+            self.ipvs.prefetch_conn(s.bucket);
         }
         if let Some(pc) = self.stats.ports.get(port) {
             pc.rx_packets.add(n);
@@ -344,31 +351,38 @@ impl<F: Frame> WorkerCore<F> {
         }
         self.stats.rx_packets.add(n);
         self.stats.rx_bytes.add(bytes);
-        for (f, (c, hint)) in rx.into_iter().zip(&parsed) {
-            self.dispatch(f, c, *hint, port, now, io);
+        for ((f, h), s) in rx.into_iter().zip(&hdrs).zip(&seen) {
+            self.dispatch(f, *s, h, port, now, io);
         }
     }
 
     /// Handles one received frame: the same path as a burst's frames, without the
     /// prefetch passes and the rx counters (tests and fuzz targets drive this).
     pub fn handle<I: Io<Frame = F>>(&mut self, frame: F, port: usize, now: u64, io: &mut I) {
-        match classify(frame.data(), port, &self.snap) {
-            Ok(c) => self.dispatch(frame, &c, NO_HINT, port, now, io),
+        let mut h = IpHdr::EMPTY;
+        self.ipvs.set_clock(now);
+        match classify(frame.data(), port, &self.snap, &mut h) {
+            Ok(kind) => {
+                let seen = Seen {
+                    kind,
+                    bucket: NO_HINT,
+                };
+                self.dispatch(frame, seen, &h, port, now, io);
+            }
             Err(r) => self.stats.dropped(r),
         }
     }
 
     /// The one dispatcher: ARP to `net`, IPv4 to its owning worker, then the IPVS engine,
     /// then local delivery. Whatever is dropped on the way is counted here, once.
-    /// `bucket` is the connection-table bucket the prefetch pass found (or NO_HINT).
     /// Always inlined, like the engine's per-packet steps below it: as calls, their
     /// register saves and restores cost more than a tenth of a DR packet.
     #[inline(always)]
     fn dispatch<I: Io<Frame = F>>(
         &mut self,
         frame: F,
-        class: &Class,
-        bucket: u32,
+        seen: Seen,
+        h: &IpHdr,
         port: usize,
         now: u64,
         io: &mut I,
@@ -391,19 +405,18 @@ impl<F: Frame> WorkerCore<F> {
             io,
             stats,
         };
-        let result = match class {
-            Class::Arp { l3 } => {
-                let (learned, r) = net::arp_input(neigh, frame, usize::from(*l3), port, &mut net);
+        let result = match seen.kind {
+            Kind::Arp => {
+                let (learned, r) = net::arp_input(neigh, frame, h.l3(), port, &mut net);
                 if let Some(l) = learned {
                     mail.post_others(id, Msg::Neigh(l));
                 }
                 r
             }
-            Class::Dropped => Ok(()),
-            Class::Ipv4(h) | Class::Redirected(h) => {
+            Kind::Dropped => Ok(()),
+            Kind::Ipv4 | Kind::Redirected => {
                 let workers = redirect.workers();
-                let redirected = matches!(class, Class::Redirected(_));
-                if !redirected && workers > 1 && !snap.ipvs.is_empty() {
+                if seen.kind == Kind::Ipv4 && workers > 1 && !snap.ipvs.is_empty() {
                     let o = owner(&snap.ipvs, h, frame.data(), workers);
                     if o != id {
                         return match redirect.rings[o].push((frame, port as u16, *h)) {
@@ -417,7 +430,7 @@ impl<F: Frame> WorkerCore<F> {
                     neigh,
                     net,
                 };
-                match ipvs.process(frame, h, bucket, &mut cx) {
+                match ipvs.process(frame, h, seen.bucket, &mut cx) {
                     Ok(Verdict::Pass(f)) => net::ipv4_local(cx.neigh, f, h, &mut cx.net),
                     Ok(Verdict::Done) => Ok(()),
                     Err(r) => Err(r),
@@ -430,14 +443,21 @@ impl<F: Frame> WorkerCore<F> {
     }
 }
 
-/// The first pass over a received frame: link-layer checks, then what it is.
+/// The first pass over a received frame: link-layer checks, then what it is, with its
+/// IPv4 header parsed into `h` (for ARP, only where it starts).
 #[inline]
-fn classify(frame: &[u8], port: usize, snap: &Snapshot) -> Result<Class, DropReason> {
+fn classify(frame: &[u8], port: usize, snap: &Snapshot, h: &mut IpHdr) -> Result<Kind, DropReason> {
     let l2 = net::l2_filter(frame, port, &snap.net)?;
-    let l3 = l2.l3_offset;
+    let l3 = l2.offset;
     match l2.ethertype {
-        ethertype::IPV4 => net::ipv4_input(frame, l3).map(Class::Ipv4),
-        ethertype::ARP => Ok(Class::Arp { l3: l3 as u16 }),
+        ethertype::IPV4 => {
+            *h = net::ipv4_input(frame, l3)?;
+            Ok(Kind::Ipv4)
+        }
+        ethertype::ARP => {
+            h.l3 = l3 as u16;
+            Ok(Kind::Arp)
+        }
         ethertype::IPV6 => Err(DropReason::Ipv6),
         _ => Err(DropReason::UnknownEthertype),
     }

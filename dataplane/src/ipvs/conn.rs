@@ -308,9 +308,18 @@ impl ConnTable {
     ) -> Option<u32> {
         let mut i = *heads.get(bucket)?;
         while i != NIL {
-            let c = &self.slab[i as usize];
-            let ck = if out { c.out_key() } else { Some(c.in_key()) };
-            if ck.as_ref() == Some(k) && want(c) {
+            let c = self.slab.get(i as usize)?;
+            let hit = if out {
+                c.out_key().as_ref() == Some(k)
+            } else {
+                // The IN view field by field, cheapest first: no Key is built.
+                c.cport == k.sport
+                    && c.caddr == k.saddr
+                    && c.vport == k.dport
+                    && c.vaddr == k.daddr
+                    && c.proto == k.proto
+            };
+            if hit && want(c) {
                 return Some(i);
             }
             i = if out { c.next_out } else { c.next_in };
@@ -375,6 +384,27 @@ impl ConnTable {
         self.link_timer(i, exp);
         self.len += 1;
         Ok(i)
+    }
+
+    /// For a connection in state `state`: sets its expiry as `set_expires` does and
+    /// returns true; otherwise changes nothing and returns false. One index into the
+    /// table for the state machine's commonest case (an ACK on an established
+    /// connection).
+    #[inline(always)]
+    pub fn extend_in_state(&mut self, i: u32, state: u8, expires: u32) -> bool {
+        let Some(c) = self.slab.get_mut(i as usize) else {
+            return false;
+        };
+        if c.state != state {
+            return false;
+        }
+        let old = c.expires;
+        c.expires = expires;
+        if expires < old {
+            self.unlink_timer(i);
+            self.link_timer(i, expires);
+        }
+        true
     }
 
     /// Sets a new expiry. Later: stored only. Sooner: moved to its slot now.

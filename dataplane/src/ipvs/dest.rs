@@ -14,22 +14,33 @@ use std::net::Ipv4Addr;
 /// Where packets to a real server leave: resolved once per snapshot.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct DestRoute {
-    pub port: usize,
-    pub next_hop: Ipv4Addr,
+    port: u16,
     pub mtu: u16,
-    /// The director's address toward it (the outer source of TUN).
-    pub src: Option<Ipv4Addr>,
+    pub next_hop: Ipv4Addr,
+    /// The director's address toward it (the outer source of TUN); unspecified: none.
+    src: Ipv4Addr,
 }
 
 impl DestRoute {
     pub fn resolve(net: &NetConfig, addr: Ipv4Addr) -> Option<DestRoute> {
         let nh = net.routes.lookup(addr)?;
         Some(DestRoute {
-            port: nh.port,
-            next_hop: nh.next_hop,
+            port: u16::try_from(nh.port).ok()?,
             mtu: net.ports.get(nh.port).map_or(1500, |p| p.mtu),
-            src: net.owned.source_for(nh.port, addr),
+            next_hop: nh.next_hop,
+            src: net
+                .owned
+                .source_for(nh.port, addr)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED),
         })
+    }
+    #[inline]
+    pub fn port(&self) -> usize {
+        usize::from(self.port)
+    }
+    /// The outer source address for IPIP toward this real server.
+    pub fn src(&self) -> Option<Ipv4Addr> {
+        (!self.src.is_unspecified()).then_some(self.src)
     }
 }
 

@@ -72,6 +72,8 @@ pub struct IpvsWorker {
     pub(super) lports: LocalPorts,
     pub(super) ip_ident: u16,
     last_sched_expire: u64,
+    /// The engine's clock in seconds (connection expiry), set once per burst.
+    now_s: u32,
     seed: u64,
     pub(super) frags: Frags,
 }
@@ -114,6 +116,7 @@ impl IpvsWorker {
             lports: LocalPorts::new(worker, workers),
             ip_ident: worker as u16,
             last_sched_expire: 0,
+            now_s: 0,
             seed,
             frags: Frags::default(),
         }
@@ -181,6 +184,13 @@ impl IpvsWorker {
         }
     }
 
+    /// Sets the engine's clock: the worker calls it before each burst (and each frame
+    /// handled on its own), so a packet pays no division for its expiry time.
+    #[inline]
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.now_s = (now_ms / 1000) as u32;
+    }
+
     /// Prefetches the connection-table bucket of a parsed TCP/UDP packet. Called for a
     /// whole rx burst before it is processed, so the cache misses overlap. Returns a hint
     /// for `prefetch_conn` (NO_HINT when there is nothing to look up).
@@ -243,20 +253,9 @@ impl IpvsWorker {
         if cx.ipvs.is_empty() {
             return Ok(Verdict::Pass(frame));
         }
-        match h.proto {
-            protocol::TCP | protocol::UDP => {}
-            protocol::ICMP => return self.icmp_error(frame, h, cx),
-            _ => return Ok(Verdict::Pass(frame)),
-        }
-        if h.is_later_fragment() {
-            return self.later_fragment(frame, h, cx);
-        }
+        // A whole TCP or UDP header (l4_ok) is the common case: one test admits it.
         if !h.l4_ok {
-            // Only error paths ask: two set lookups not paid per forwarded packet.
-            if ours(cx.ipvs, h) {
-                return Err(DropReason::L4Malformed);
-            }
-            return Ok(Verdict::Pass(frame));
+            return self.process_other(frame, h, cx);
         }
         let key = Key::of(h);
         let bucket = if bucket == NO_HINT {
@@ -284,8 +283,7 @@ impl IpvsWorker {
             // Only a SYN opens a TCP connection (no sloppy_tcp).
             return Err(DropReason::NoConn);
         }
-        let now_s = (cx.net.now_ms / 1000) as u32;
-        match self.schedule(svc, h, cx.ipvs, now_s) {
+        match self.schedule(svc, h, cx.ipvs, self.now_s) {
             Ok(ci) => {
                 self.track_fragment(h, ci, Dir::Input, cx.net.now_ms);
                 self.inbound(ci, frame, h, cx)
@@ -299,20 +297,47 @@ impl IpvsWorker {
         }
     }
 
+    /// What is not a TCP/UDP packet with its whole header: ICMP, later fragments,
+    /// malformed TCP/UDP, other protocols.
+    #[inline(never)]
+    fn process_other<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        frame: F,
+        h: &IpHdr,
+        cx: &mut Cx<'_, F, I>,
+    ) -> Outcome<F> {
+        match h.proto {
+            protocol::TCP | protocol::UDP => {}
+            protocol::ICMP => return self.icmp_error(frame, h, cx),
+            _ => return Ok(Verdict::Pass(frame)),
+        }
+        if h.is_later_fragment() {
+            return self.later_fragment(frame, h, cx);
+        }
+        // Only error paths ask: two set lookups not paid per forwarded packet.
+        if ours(cx.ipvs, h) {
+            return Err(DropReason::L4Malformed);
+        }
+        Ok(Verdict::Pass(frame))
+    }
+
     /// State transition and expiry for a packet of connection `ci` (set_tcp_state).
     #[inline(always)]
-    pub(super) fn transition(&mut self, ci: u32, h: &IpHdr, dir: Dir, now_s: u32) {
-        let c = self.conns.get(ci);
-        if h.tcp_flags & (tf::SYN | tf::FIN | tf::RST | tf::ACK) == tf::ACK
-            && c.state == TcpState::Established as u8
-            && h.proto == protocol::TCP
-        {
-            // Most segments: an ACK keeps an established connection established in every
-            // state table (a test holds the tables to that); only its expiry moves.
-            let t = self.timeouts.tcp(TcpState::Established);
-            self.conns.set_expires(ci, now_s + t);
-            return;
+    pub(super) fn transition(&mut self, ci: u32, h: &IpHdr, dir: Dir) {
+        let now_s = self.now_s;
+        // Most segments: an ACK keeps an established connection established in every
+        // state table (a test holds the tables to that); only its expiry moves. (Only
+        // TCP has flags: `tcp_flags` is 0 for UDP.)
+        if h.tcp_flags & (tf::SYN | tf::FIN | tf::RST | tf::ACK) == tf::ACK {
+            let t = now_s + self.timeouts.tcp(TcpState::Established);
+            if self
+                .conns
+                .extend_in_state(ci, TcpState::Established as u8, t)
+            {
+                return;
+            }
         }
+        let c = self.conns.get(ci);
         let (new, timeout) = if h.proto == protocol::TCP {
             let input_only = c.flags & cf::NOOUTPUT != 0;
             let n = state::tcp_next(TcpState::from_u8(c.state), h.tcp_flags, dir, input_only);

@@ -19,15 +19,31 @@ fn rd32(b: &[u8], o: usize) -> u32 {
     u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
-/// Rewrites source and/or destination address and port of the TCP or UDP packet `h`,
-/// patching the IP and L4 checksums.
+/// What a rewrite changes in a packet rvs routes: source and/or destination address
+/// and port, and the TTL (decremented by one unless `keep_ttl`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nat {
+    pub src: Option<(Ipv4Addr, u16)>,
+    pub dst: Option<(Ipv4Addr, u16)>,
+    pub keep_ttl: bool,
+}
+
+/// One's-complement difference (RFC 1624 eqn. 3's ~m + m') of a 32-bit field, as two
+/// 16-bit words; summed over every change and folded once per checksum.
 #[inline]
-pub fn l4(
-    frame: &mut [u8],
-    h: &IpHdr,
-    src: Option<(Ipv4Addr, u16)>,
-    dst: Option<(Ipv4Addr, u16)>,
-) -> Result<(), DropReason> {
+fn diff32(old: u32, new: u32) -> u32 {
+    u32::from(!(old >> 16) as u16) + u32::from(!(old as u16)) + (new >> 16) + (new & 0xffff)
+}
+
+#[inline]
+fn diff16(old: u16, new: u16) -> u32 {
+    u32::from(!old) + u32::from(new)
+}
+
+/// Applies `n` to the TCP or UDP packet `h`, patching the IP and L4 checksums with one
+/// fold each (RFC 1624), however many fields change.
+#[inline]
+pub fn l4(frame: &mut [u8], h: &IpHdr, n: &Nat) -> Result<(), DropReason> {
     let (sport_off, dport_off, csum_off) = match h.proto {
         protocol::TCP => (
             tcp::field::SRC_PORT,
@@ -48,28 +64,38 @@ pub fn l4(
     if !h.l4_ok || buf.len() < t + csum_off + 2 {
         return Err(DropReason::L4Malformed);
     }
-    let mut ipc = rd16(buf, ip::CHECKSUM);
-    let mut l4c = rd16(buf, t + csum_off);
+    let ipc = rd16(buf, ip::CHECKSUM);
+    let l4c = rd16(buf, t + csum_off);
     // UDP checksum 0 means "none": it stays 0.
     let l4_on = !(h.proto == protocol::UDP && l4c == 0);
-    for (addr_off, port_off, new) in [(ip::SRC, t + sport_off, src), (ip::DST, t + dport_off, dst)]
-    {
+    let (mut ipd, mut l4d) = (0u32, 0u32);
+    if !n.keep_ttl {
+        // The TTL shares its 16-bit word with the protocol byte.
+        let old = rd16(buf, ip::TTL);
+        buf[ip::TTL] = buf[ip::TTL].wrapping_sub(1);
+        ipd += diff16(old, rd16(buf, ip::TTL));
+    }
+    for (addr_off, port_off, new) in [
+        (ip::SRC, t + sport_off, n.src),
+        (ip::DST, t + dport_off, n.dst),
+    ] {
         let Some((a, p)) = new else { continue };
         let (oa, na) = (rd32(buf, addr_off), u32::from(a));
-        let op = rd16(buf, port_off);
-        ipc = checksum::update32(ipc, oa, na);
-        if l4_on {
-            l4c = checksum::update32(l4c, oa, na);
-            l4c = checksum::update16(l4c, op, p);
-        }
+        let d = diff32(oa, na);
+        ipd += d;
+        l4d += d + diff16(rd16(buf, port_off), p);
         buf[addr_off..addr_off + 4].copy_from_slice(&na.to_be_bytes());
         buf[port_off..port_off + 2].copy_from_slice(&p.to_be_bytes());
     }
-    if h.proto == protocol::UDP && l4_on && l4c == 0 {
-        l4c = 0xffff;
-    }
+    let ipc = checksum::finish(u32::from(!ipc) + ipd);
     buf[ip::CHECKSUM..ip::CHECKSUM + 2].copy_from_slice(&ipc.to_be_bytes());
-    buf[t + csum_off..t + csum_off + 2].copy_from_slice(&l4c.to_be_bytes());
+    if l4_on {
+        let mut l4c = checksum::finish(u32::from(!l4c) + l4d);
+        if h.proto == protocol::UDP && l4c == 0 {
+            l4c = 0xffff;
+        }
+        buf[t + csum_off..t + csum_off + 2].copy_from_slice(&l4c.to_be_bytes());
+    }
     Ok(())
 }
 
@@ -264,6 +290,15 @@ mod tests {
         Ipv4Addr::new(198, 18, 0, d)
     }
 
+    /// A rewrite that keeps the TTL.
+    fn dnat(src: Option<(Ipv4Addr, u16)>, dst: Option<(Ipv4Addr, u16)>) -> Nat {
+        Nat {
+            src,
+            dst,
+            keep_ttl: true,
+        }
+    }
+
     fn hdr(f: &[u8]) -> IpHdr {
         IpHdr::parse_v4(f, 14).expect("a valid IPv4 packet")
     }
@@ -290,18 +325,18 @@ mod tests {
     fn dnat_and_snat_keep_checksums_valid() {
         let mut f = build::tcp(L, (ip(1), 40000), (ip(100), 80), (7, 0), 0x02, &[], b"");
         let h = hdr(&f);
-        assert!(l4(&mut f, &h, None, Some((ip(11), 8080))).is_ok());
+        assert!(l4(&mut f, &h, &dnat(None, Some((ip(11), 8080)))).is_ok());
         assert!(checksums_ok(&f));
         let t = dissect(&f).unwrap();
         assert!(
             matches!(t.l3, L3Summary::Ip { dst, l4: L4Summary::Tcp { dst_port: 8080, src_port: 40000, .. }, .. } if dst == std::net::IpAddr::from(ip(11)))
         );
         let h = hdr(&f);
-        assert!(l4(&mut f, &h, Some((ip(3), 5000)), None).is_ok());
+        assert!(l4(&mut f, &h, &dnat(Some((ip(3), 5000)), None)).is_ok());
         assert!(checksums_ok(&f));
         let mut u = build::udp(L, (ip(1), 53), (ip(100), 53), b"query");
         let h = hdr(&u);
-        assert!(l4(&mut u, &h, Some((ip(3), 6000)), Some((ip(12), 5353))).is_ok());
+        assert!(l4(&mut u, &h, &dnat(Some((ip(3), 6000)), Some((ip(12), 5353)))).is_ok());
         assert!(checksums_ok(&u));
     }
 
@@ -310,18 +345,20 @@ mod tests {
         let mut u = build::udp(L, (ip(1), 53), (ip(100), 53), b"q");
         u[40..42].copy_from_slice(&[0, 0]);
         let h = hdr(&u);
-        assert!(l4(&mut u, &h, None, Some((ip(12), 53))).is_ok());
+        assert!(l4(&mut u, &h, &dnat(None, Some((ip(12), 53)))).is_ok());
         assert_eq!(&u[40..42], &[0, 0]);
     }
 
     proptest! {
         #[test]
         fn rewrites_of_any_segment_verify(sp in any::<u16>(), dp in any::<u16>(), a in any::<u32>(), b in any::<u32>(),
-                                          np in any::<u16>(), data in proptest::collection::vec(any::<u8>(), 0..64), udp in any::<bool>()) {
+                                          np in any::<u16>(), data in proptest::collection::vec(any::<u8>(), 0..64), udp in any::<bool>(), ttl in any::<bool>()) {
             let (s, d) = (Ipv4Addr::from(a), Ipv4Addr::from(b));
             let mut f = if udp { build::udp(L, (s, sp), (d, dp), &data) } else { build::tcp(L, (s, sp), (d, dp), (1, 2), 0x18, &[], &data) };
             let h = hdr(&f);
-            prop_assert!(l4(&mut f, &h, Some((Ipv4Addr::from(b ^ a), np)), Some((Ipv4Addr::from(a.rotate_left(7)), np ^ 0x5555))).is_ok());
+            let n = Nat { src: Some((Ipv4Addr::from(b ^ a), np)), dst: Some((Ipv4Addr::from(a.rotate_left(7)), np ^ 0x5555)), keep_ttl: ttl };
+            prop_assert!(l4(&mut f, &h, &n).is_ok());
+            prop_assert_eq!(f[14 + 8], if ttl { 64 } else { 63 }, "TTL decremented unless kept");
             prop_assert!(checksums_ok(&f));
         }
     }
@@ -377,7 +414,12 @@ mod tests {
         );
         let mut f = HeapFrame::from_bytes(&syn);
         let h = hdr(&syn);
-        assert!(l4(f.data_mut(), &h, Some((ip(3), 5000)), Some((ip(11), 80))).is_ok());
+        assert!(l4(
+            f.data_mut(),
+            &h,
+            &dnat(Some((ip(3), 5000)), Some((ip(11), 80)))
+        )
+        .is_ok());
         assert!(insert_toa(&mut f, &h, ip(1), 40000, 1500));
         assert!(checksums_ok(f.data()));
         let ipk = Ipv4Packet::new_checked(&f.data()[14..]).unwrap();

@@ -173,6 +173,25 @@ mod tests {
     const F: u8 = tf::FIN | tf::ACK;
     const R: u8 = tf::RST;
 
+    /// The engine's fast path (`IpvsWorker::transition`) skips the tables for an ACK
+    /// (without SYN, FIN or RST) on an established connection: every table must keep it
+    /// established, with or without PSH/URG.
+    #[test]
+    fn an_ack_keeps_an_established_connection_established_in_every_table() {
+        for dir in [Dir::Input, Dir::Output] {
+            for input_only in [false, true] {
+                for extra in [0, tf::PSH, tf::URG, tf::PSH | tf::URG] {
+                    assert_eq!(
+                        tcp_next(TcpState::Established, A | extra, dir, input_only),
+                        TcpState::Established,
+                        "{dir:?} input_only={input_only} flags={:#x}",
+                        A | extra
+                    );
+                }
+            }
+        }
+    }
+
     fn run(steps: &[(u8, Dir)], input_only: bool) -> Vec<TcpState> {
         let mut s = TcpState::None;
         steps

@@ -8,7 +8,7 @@ use super::conn::{flags as cf, Conn, Fwd};
 use super::dest::DestRoute;
 use super::engine::{Cx, IpvsWorker, Outcome, Verdict};
 use super::icmp::{FRAG_NEEDED, TIME_EXCEEDED};
-use super::rewrite::{self, Encap};
+use super::rewrite::{self, Encap, Nat};
 use super::state::{Dir, TcpState};
 use crate::frame::{Frame, Io};
 use crate::packet::ipv4::protocol;
@@ -41,7 +41,7 @@ impl IpvsWorker {
             self.unbind_and_remove(ci);
             return Err(DropReason::NoDestConn);
         }
-        self.transition(ci, h, Dir::Input, (cx.net.now_ms / 1000) as u32);
+        self.transition(ci, h, Dir::Input);
         self.stats.count_in(slot, svc as usize, u64::from(h.len));
         let daddr = Ipv4Addr::from(c.daddr);
         let route = route?;
@@ -49,14 +49,22 @@ impl IpvsWorker {
             Fwd::Dr => {}
             Fwd::Tun => return self.encap_and_send(frame, h, daddr, &route, cx),
             Fwd::Nat => {
-                self.ttl(&mut frame, h, cx)?;
-                rewrite::l4(frame.data_mut(), h, None, Some((daddr, c.dport)))?;
+                self.ttl_check(&frame, h, cx)?;
+                let nat = Nat {
+                    dst: Some((daddr, c.dport)),
+                    ..Nat::default()
+                };
+                rewrite::l4(frame.data_mut(), h, &nat)?;
             }
             Fwd::FullNat => {
-                self.ttl(&mut frame, h, cx)?;
-                let src = (Ipv4Addr::from(c.laddr), c.lport);
-                rewrite::l4(frame.data_mut(), h, Some(src), Some((daddr, c.dport)))?;
-                if h.proto == protocol::TCP && self.wants_toa(&c, h, cx) {
+                self.ttl_check(&frame, h, cx)?;
+                let fnat = Nat {
+                    src: Some((Ipv4Addr::from(c.laddr), c.lport)),
+                    dst: Some((daddr, c.dport)),
+                    keep_ttl: false,
+                };
+                rewrite::l4(frame.data_mut(), h, &fnat)?;
+                if self.wants_toa(&c, h, cx) {
                     let client = Ipv4Addr::from(c.caddr);
                     if !rewrite::insert_toa(&mut frame, h, client, c.cport, route.mtu) {
                         // Forwarded without it: the options area or the MTU had no room.
@@ -66,7 +74,7 @@ impl IpvsWorker {
             }
         }
         cx.neigh
-            .output(frame, route.port, route.next_hop, &mut cx.net)?;
+            .output(frame, route.port(), route.next_hop, &mut cx.net)?;
         Ok(Verdict::Done)
     }
 
@@ -80,16 +88,19 @@ impl IpvsWorker {
         cx: &mut Cx<'_, F, I>,
     ) -> Outcome<F> {
         self.conns.get_mut(ci).flags &= !cf::NOOUTPUT;
-        self.transition(ci, h, Dir::Output, (cx.net.now_ms / 1000) as u32);
+        self.transition(ci, h, Dir::Output);
         let c = *self.conns.get(ci);
         let svc = self.dests.get(c.dest as usize).map_or(u32::MAX, |d| d.svc);
         self.stats
             .count_out(c.dest as usize, svc as usize, u64::from(h.len));
-        self.ttl(&mut frame, h, cx)?;
+        self.ttl_check(&frame, h, cx)?;
         let caddr = Ipv4Addr::from(c.caddr);
-        let dst = (c.fwd() == Fwd::FullNat).then_some((caddr, c.cport));
-        let vip = (Ipv4Addr::from(c.vaddr), c.vport);
-        rewrite::l4(frame.data_mut(), h, Some(vip), dst)?;
+        let back = Nat {
+            src: Some((Ipv4Addr::from(c.vaddr), c.vport)),
+            dst: (c.fwd() == Fwd::FullNat).then_some((caddr, c.cport)),
+            keep_ttl: false,
+        };
+        rewrite::l4(frame.data_mut(), h, &back)?;
         cx.route_out(frame, caddr)?;
         Ok(Verdict::Done)
     }
@@ -97,16 +108,35 @@ impl IpvsWorker {
     /// TOA goes on the SYN and on the client's packets until the connection is
     /// established (the handshake-completing ACK is what the real server's toa module
     /// reads).
+    #[inline]
     fn wants_toa<F, I>(&self, c: &Conn, h: &IpHdr, cx: &Cx<'_, F, I>) -> bool {
-        let svc = self
-            .dests
-            .get(c.dest as usize)
-            .and_then(|d| cx.ipvs.by_slot(d.svc));
-        svc.is_some_and(|s| s.toa)
+        // The packet's own conditions first: they are what most packets fail on.
+        h.proto == protocol::TCP
             && (h.tcp_flags & tf::SYN != 0
                 || TcpState::from_u8(c.state) == TcpState::Established
                     && h.tcp_flags & tf::ACK != 0
                     && c.flags & cf::NOOUTPUT == 0)
+            && self
+                .dests
+                .get(c.dest as usize)
+                .and_then(|d| cx.ipvs.by_slot(d.svc))
+                .is_some_and(|s| s.toa)
+    }
+
+    /// A packet rvs routes must have a TTL to spare; at 1 it answers time-exceeded and
+    /// the packet is dropped. (The rewrite then decrements it.)
+    #[inline]
+    pub(super) fn ttl_check<F: Frame, I: Io<Frame = F>>(
+        &mut self,
+        frame: &F,
+        h: &IpHdr,
+        cx: &mut Cx<'_, F, I>,
+    ) -> Result<(), DropReason> {
+        if h.ttl <= 1 {
+            self.send_icmp(frame, h, TIME_EXCEEDED, 0, cx);
+            return Err(DropReason::TtlExceeded);
+        }
+        Ok(())
     }
 
     /// Decrements the TTL of a packet rvs routes; at 1 it answers time-exceeded and the
@@ -118,10 +148,7 @@ impl IpvsWorker {
         h: &IpHdr,
         cx: &mut Cx<'_, F, I>,
     ) -> Result<(), DropReason> {
-        if h.ttl <= 1 {
-            self.send_icmp(frame, h, TIME_EXCEEDED, 0, cx);
-            return Err(DropReason::TtlExceeded);
-        }
+        self.ttl_check(frame, h, cx)?;
         rewrite::decrement_ttl(frame.data_mut(), h);
         Ok(())
     }
@@ -154,12 +181,12 @@ impl IpvsWorker {
         route: &DestRoute,
         cx: &mut Cx<'_, F, I>,
     ) -> Outcome<F> {
-        let src = route.src.ok_or(DropReason::NoRoute)?;
+        let src = route.src().ok_or(DropReason::NoRoute)?;
         self.ip_ident = self.ip_ident.wrapping_add(self.workers as u16);
         match rewrite::ipip_encap(&mut frame, h, src, daddr, route.mtu, self.ip_ident) {
             Encap::Done => {
                 cx.neigh
-                    .output(frame, route.port, route.next_hop, &mut cx.net)?;
+                    .output(frame, route.port(), route.next_hop, &mut cx.net)?;
                 Ok(Verdict::Done)
             }
             Encap::FragNeeded(m) => {

@@ -20,7 +20,7 @@ pub use config::{NetConfig, PortInfo, StaticNeigh};
 use crate::frame::{Frame, Io};
 use crate::packet::iphdr::Invalid;
 use crate::packet::{
-    arp, ethernet::ethertype, icmp, ArpPacket, Error, IcmpPacket, IpHdr, Ipv4Packet, L2Info,
+    arp, ethernet::ethertype, icmp, ArpPacket, Error, EthernetFrame, IcmpPacket, IpHdr, Ipv4Packet,
     MacAddr,
 };
 use crate::stats::{DropReason, WorkerStats};
@@ -48,18 +48,37 @@ pub struct Learned {
 /// TTL of packets rvs originates or answers (Linux's default).
 pub const DEFAULT_TTL: u8 = 64;
 
+/// Where a frame's network layer starts and what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L3Start {
+    pub ethertype: u16,
+    pub offset: usize,
+}
+
 /// The link-layer checks every frame passes first: well-formed, for us (our MAC,
 /// broadcast or multicast), not our own, untagged.
 #[inline]
-pub fn l2_filter(frame: &[u8], port: usize, cfg: &NetConfig) -> Result<L2Info, DropReason> {
-    let l2 = match crate::packet::parse_untagged(frame) {
-        Some(l2) => l2,
-        None => crate::packet::parse_l2(frame).map_err(|e| match e {
-            Error::Truncated => DropReason::L2Truncated,
-            Error::Malformed => DropReason::L2Malformed,
-        })?,
-    };
-    let pinfo = cfg.ports.get(port).ok_or(DropReason::NoRoute)?;
+pub fn l2_filter(frame: &[u8], port: usize, cfg: &NetConfig) -> Result<L3Start, DropReason> {
+    let pinfo = cfg.ports.get(port);
+    // The untagged case, checked in place on the header's bytes.
+    if let (Some(h), Some(p)) = (crate::packet::ethernet::untagged(frame), pinfo) {
+        let mac = p.mac.bits();
+        if h.src == mac {
+            return Err(DropReason::OwnFrame);
+        }
+        if !h.dst_is_multicast() && h.dst != mac {
+            return Err(DropReason::OtherHost);
+        }
+        return Ok(L3Start {
+            ethertype: h.ethertype,
+            offset: EthernetFrame::<&[u8]>::HEADER_LEN,
+        });
+    }
+    let l2 = crate::packet::parse_l2(frame).map_err(|e| match e {
+        Error::Truncated => DropReason::L2Truncated,
+        Error::Malformed => DropReason::L2Malformed,
+    })?;
+    let pinfo = pinfo.ok_or(DropReason::NoRoute)?;
     if l2.src == pinfo.mac {
         return Err(DropReason::OwnFrame);
     }
@@ -69,7 +88,10 @@ pub fn l2_filter(frame: &[u8], port: usize, cfg: &NetConfig) -> Result<L2Info, D
     if l2.vlan.is_some() {
         return Err(DropReason::Vlan);
     }
-    Ok(l2)
+    Ok(L3Start {
+        ethertype: l2.ethertype,
+        offset: l2.l3_offset,
+    })
 }
 
 /// IPv4 header checks done once for every IPv4 frame (lengths, version, checksum), and

@@ -86,9 +86,9 @@ pub trait PortAddrs {
 struct Fast {
     ip: u32,
     port: u32,
-    mac: MacAddr,
-    /// The port's own MAC, the source of every frame sent through this entry.
-    src: MacAddr,
+    /// Destination and source MAC as they go on the wire: the next hop's, then the
+    /// port's own.
+    macs: [u8; 12],
     /// Valid while `now` is below this (0: empty).
     until: u64,
 }
@@ -176,7 +176,7 @@ impl<F: Frame> NeighTable<F> {
     ) -> Result<(), DropReason> {
         let f = &self.fast[fast_slot(next_hop)];
         if f.ip == u32::from(next_hop) && f.port == port as u32 && cx.now_ms < f.until {
-            return send_to(frame, f.mac, f.src, port, cx);
+            return send_with(frame, &f.macs, port, cx);
         }
         self.output_slow(frame, port, next_hop, cx)
     }
@@ -202,8 +202,7 @@ impl<F: Frame> NeighTable<F> {
                     self.fast[fast_slot(next_hop)] = Fast {
                         ip: next_hop.into(),
                         port: port as u32,
-                        mac,
-                        src,
+                        macs: macs(mac, src),
                         until: u64::MAX,
                     };
                 }
@@ -227,8 +226,7 @@ impl<F: Frame> NeighTable<F> {
                         self.fast[fast_slot(next_hop)] = Fast {
                             ip: next_hop.into(),
                             port: port as u32,
-                            mac,
-                            src,
+                            macs: macs(mac, src),
                             until: fresh_until,
                         };
                     }
@@ -451,16 +449,37 @@ fn send<F: Frame, I: Io<Frame = F>>(
 /// `send` with the port's MAC known.
 #[inline]
 fn send_to<F: Frame, I: Io<Frame = F>>(
-    mut frame: F,
+    frame: F,
     dst: MacAddr,
     src: MacAddr,
     port: usize,
     cx: &mut Cx<'_, I>,
 ) -> Result<(), DropReason> {
-    let mut eth = ethernet::EthernetFrame::new_checked(frame.data_mut())
-        .map_err(|_| DropReason::L2Truncated)?;
-    eth.set_dst(dst);
-    eth.set_src(src);
+    send_with(frame, &macs(dst, src), port, cx)
+}
+
+/// Both MACs as the first 12 bytes of an Ethernet header.
+#[inline]
+fn macs(dst: MacAddr, src: MacAddr) -> [u8; 12] {
+    let mut m = [0u8; 12];
+    m[..6].copy_from_slice(&dst.0);
+    m[6..].copy_from_slice(&src.0);
+    m
+}
+
+/// Writes the MACs over the frame's Ethernet header and queues it.
+#[inline]
+fn send_with<F: Frame, I: Io<Frame = F>>(
+    mut frame: F,
+    macs: &[u8; 12],
+    port: usize,
+    cx: &mut Cx<'_, I>,
+) -> Result<(), DropReason> {
+    let hdr = frame
+        .data_mut()
+        .get_mut(..ethernet::EthernetFrame::<&[u8]>::HEADER_LEN)
+        .ok_or(DropReason::L2Truncated)?;
+    hdr[..12].copy_from_slice(macs);
     cx.io.send(port, frame);
     Ok(())
 }

@@ -49,11 +49,11 @@ pub fn accumulate(acc: u32, data: &[u8]) -> u32 {
 
 /// Folds the accumulator to 16 bits and complements it: the value to store in a header.
 #[inline]
-pub fn finish(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
+pub fn finish(acc: u32) -> u16 {
+    // Two folds bring any u32 to 16 bits: the first leaves at most 0x1fffe.
+    let s = (acc & 0xffff) + (acc >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    !(s as u16)
 }
 
 /// The checksum of `data` alone.

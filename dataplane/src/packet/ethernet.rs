@@ -15,6 +15,12 @@ impl MacAddr {
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
+    /// The address as the low 48 bits of a u64 (in memory order), for comparisons
+    /// that take one instruction.
+    #[inline]
+    pub fn bits(&self) -> u64 {
+        mac_bits(&self.0)
+    }
     /// Group bit set: broadcast or multicast.
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 1 != 0
@@ -160,6 +166,45 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
 }
 
 /// Writes a 14-byte Ethernet header at the start of `buf` (which must hold it).
+#[inline]
+fn mac_bits(m: &[u8; 6]) -> u64 {
+    u64::from(u32::from_le_bytes([m[0], m[1], m[2], m[3]]))
+        | u64::from(u16::from_le_bytes([m[4], m[5]])) << 32
+}
+
+/// The header of an untagged frame, its addresses as `MacAddr::bits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Untagged {
+    pub dst: u64,
+    pub src: u64,
+    pub ethertype: u16,
+}
+
+impl Untagged {
+    /// The destination's group bit: broadcast or multicast.
+    #[inline]
+    pub fn dst_is_multicast(&self) -> bool {
+        self.dst & 0x01 != 0
+    }
+}
+
+/// The common case of `packet::parse_l2`: an untagged frame, read from its 14-byte
+/// header as an array (no bounds checks). None for anything else (tagged, or too
+/// short), which `parse_l2` then handles.
+#[inline]
+pub fn untagged(frame: &[u8]) -> Option<Untagged> {
+    let h: &[u8; 14] = frame.get(..14)?.try_into().ok()?;
+    let ethertype = u16::from_be_bytes([h[12], h[13]]);
+    if ethertype == ethertype::VLAN || ethertype == ethertype::QINQ {
+        return None;
+    }
+    Some(Untagged {
+        dst: mac_bits(&[h[0], h[1], h[2], h[3], h[4], h[5]]),
+        src: mac_bits(&[h[6], h[7], h[8], h[9], h[10], h[11]]),
+        ethertype,
+    })
+}
+
 pub fn emit_header(buf: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) -> Result<()> {
     let h = buf
         .get_mut(..EthernetFrame::<&[u8]>::HEADER_LEN)

@@ -97,6 +97,24 @@ impl<A> IpHdr<A> {
 }
 
 impl IpHdr<Ipv4Addr> {
+    /// All zero: a placeholder for a header not parsed (yet).
+    pub const EMPTY: IpHdr = IpHdr {
+        src: Ipv4Addr::UNSPECIFIED,
+        dst: Ipv4Addr::UNSPECIFIED,
+        l3: 0,
+        l4: 0,
+        len: 0,
+        proto: 0,
+        ttl: 0,
+        tos: 0,
+        ident: 0,
+        frag: 0,
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        l4_ok: false,
+    };
+
     /// Validates the IPv4 header at `l3` (version, lengths, checksum) and reads what the
     /// fast path needs from it and from the transport header behind it.
     #[inline]
