@@ -7,3 +7,4 @@ pub mod e2e;
 pub mod path;
 pub mod setup;
 pub mod trace;
+pub mod tx;

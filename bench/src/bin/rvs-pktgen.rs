@@ -147,7 +147,7 @@ fn transmit(a: &Args, spec: &TraceSpec, dev: &str) -> Result<()> {
     };
     let _eal = Eal::init(&params)?;
     let pool = MbufPool::create("pktgen", 16383, 0)?;
-    let port = Port::start(
+    let mut port = Port::start(
         &PortParams {
             name: "tx".into(),
             device: dev.into(),
@@ -164,7 +164,11 @@ fn transmit(a: &Args, spec: &TraceSpec, dev: &str) -> Result<()> {
         (Some(_), None) => None,
         (None, None) => Some(std::time::Duration::from_secs(10)),
     };
-    let r = dataplane::io::transmit(&port, pool, &frames, a.rate, a.count, duration, &stop);
+    let until = rvs_bench::tx::Until {
+        count: a.count,
+        duration,
+    };
+    let r = rvs_bench::tx::transmit(&mut port, pool, &frames, a.rate, until, &stop);
     let secs = r.elapsed.as_secs_f64().max(1e-9);
     println!(
         "sent {} frames in {:.3} s ({:.0} pps), {} not taken",

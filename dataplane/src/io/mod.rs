@@ -16,7 +16,6 @@ pub use eal::Eal;
 pub use mbuf::{Mbuf, MbufPool};
 pub use port::{Port, PortParams};
 pub use run::{launch_workers, WorkerCtx, WorkerHandles};
-pub use tx::{transmit, TxReport};
 
 use std::ffi::CStr;
 

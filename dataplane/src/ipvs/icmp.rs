@@ -240,16 +240,8 @@ pub fn build_error<F: Frame>(
 mod tests {
     use super::*;
     use crate::frame::HeapFrame;
-    use crate::packet::build::{self, Link};
-    use crate::packet::{dissect, L3Summary, L4Summary, MacAddr};
-
-    const L: Link = Link {
-        src: MacAddr([2, 0, 0, 0, 0, 1]),
-        dst: MacAddr([2, 0, 0, 0, 0, 2]),
-    };
-    fn ip(d: u8) -> Ipv4Addr {
-        Ipv4Addr::new(198, 18, 0, d)
-    }
+    use crate::packet::build::{self, ip, L};
+    use crate::packet::{dissect, L3Summary, L4Summary};
 
     #[test]
     fn icmp_errors_quote_the_packet() {

@@ -277,18 +277,10 @@ pub fn insert_toa<F: Frame>(
 mod tests {
     use super::*;
     use crate::frame::HeapFrame;
-    use crate::packet::build::{self, Link};
+    use crate::packet::build::{self, ip, L};
     use crate::packet::ipv4::Ipv4Packet;
-    use crate::packet::{dissect, L3Summary, L4Summary, MacAddr};
+    use crate::packet::{dissect, L3Summary, L4Summary};
     use proptest::prelude::*;
-
-    const L: Link = Link {
-        src: MacAddr([2, 0, 0, 0, 0, 1]),
-        dst: MacAddr([2, 0, 0, 0, 0, 2]),
-    };
-    fn ip(d: u8) -> Ipv4Addr {
-        Ipv4Addr::new(198, 18, 0, d)
-    }
 
     /// A rewrite that keeps the TTL.
     fn dnat(src: Option<(Ipv4Addr, u16)>, dst: Option<(Ipv4Addr, u16)>) -> Nat {

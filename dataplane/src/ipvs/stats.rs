@@ -2,6 +2,7 @@
 //! control plane (each written by its worker only).
 
 use super::service::{DEST_SLOTS, SVC_SLOTS};
+use super::state::Dir;
 use crate::stats::Counter;
 
 /// Traffic of one service or real server.
@@ -13,6 +14,18 @@ pub struct Traffic {
     pub outpkts: Counter,
     pub inbytes: Counter,
     pub outbytes: Counter,
+}
+
+impl Traffic {
+    #[inline(always)]
+    fn count(&self, dir: Dir, bytes: u64) {
+        let (pkts, octets) = match dir {
+            Dir::Input => (&self.inpkts, &self.inbytes),
+            Dir::Output => (&self.outpkts, &self.outbytes),
+        };
+        pkts.inc();
+        octets.add(bytes);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -40,28 +53,15 @@ pub struct IpvsStats {
 }
 
 impl IpvsStats {
-    /// A packet toward real server `dest` of service `svc`.
+    /// A packet of real server `dest` of service `svc`: toward it (Input) or a reply
+    /// from it (Output).
     #[inline]
-    pub fn count_in(&self, dest: usize, svc: usize, bytes: u64) {
+    pub fn count(&self, dir: Dir, dest: usize, svc: usize, bytes: u64) {
         if let Some(d) = self.dests.get(dest) {
-            d.traffic.inpkts.inc();
-            d.traffic.inbytes.add(bytes);
+            d.traffic.count(dir, bytes);
         }
         if let Some(s) = self.services.get(svc) {
-            s.inpkts.inc();
-            s.inbytes.add(bytes);
-        }
-    }
-    /// A reply from real server `dest` of service `svc`.
-    #[inline]
-    pub fn count_out(&self, dest: usize, svc: usize, bytes: u64) {
-        if let Some(d) = self.dests.get(dest) {
-            d.traffic.outpkts.inc();
-            d.traffic.outbytes.add(bytes);
-        }
-        if let Some(s) = self.services.get(svc) {
-            s.outpkts.inc();
-            s.outbytes.add(bytes);
+            s.count(dir, bytes);
         }
     }
 }

@@ -42,7 +42,8 @@ impl IpvsWorker {
             return Err(DropReason::NoDestConn);
         }
         self.transition(ci, h, Dir::Input);
-        self.stats.count_in(slot, svc as usize, u64::from(h.len));
+        self.stats
+            .count(Dir::Input, slot, svc as usize, u64::from(h.len));
         let daddr = Ipv4Addr::from(c.daddr);
         let route = route?;
         match c.fwd() {
@@ -92,7 +93,7 @@ impl IpvsWorker {
         let c = *self.conns.get(ci);
         let svc = self.dests.get(c.dest as usize).map_or(u32::MAX, |d| d.svc);
         self.stats
-            .count_out(c.dest as usize, svc as usize, u64::from(h.len));
+            .count(Dir::Output, c.dest as usize, svc as usize, u64::from(h.len));
         self.ttl_check(&frame, h, cx)?;
         let caddr = Ipv4Addr::from(c.caddr);
         let back = Nat {

@@ -7,6 +7,17 @@ use super::ipv4::{protocol, Ipv4Repr};
 use super::{arp, checksum};
 use std::net::Ipv4Addr;
 
+/// The link of the unit tests' frames: one host to another.
+pub const L: Link = Link {
+    src: MacAddr([2, 0, 0, 0, 0, 1]),
+    dst: MacAddr([2, 0, 0, 0, 0, 2]),
+};
+
+/// 198.18.0.`d`: the unit tests' addresses, in the benchmarking range.
+pub fn ip(d: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, d)
+}
+
 /// Ethernet endpoints of a frame.
 #[derive(Debug, Clone, Copy)]
 pub struct Link {
@@ -156,11 +167,6 @@ fn pad(mut f: Vec<u8>) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::packet::{dissect, L3Summary, L4Summary};
-
-    const L: Link = Link {
-        src: MacAddr([2, 0, 0, 0, 0, 1]),
-        dst: MacAddr([2, 0, 0, 0, 0, 2]),
-    };
 
     #[test]
     fn built_frames_dissect_with_valid_checksums() {

@@ -195,17 +195,8 @@ impl IpHdr<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::build::{self, Link};
-    use crate::packet::MacAddr;
+    use crate::packet::build::{self, ip, L};
     use crate::packet::{Error, TcpPacket};
-
-    const L: Link = Link {
-        src: MacAddr([2, 0, 0, 0, 0, 1]),
-        dst: MacAddr([2, 0, 0, 0, 0, 2]),
-    };
-    fn ip(d: u8) -> Ipv4Addr {
-        Ipv4Addr::new(198, 18, 0, d)
-    }
 
     proptest::proptest! {
         /// The hand-written parse accepts exactly what the checked views accept, and reads
