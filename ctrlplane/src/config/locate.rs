@@ -51,6 +51,9 @@ struct Walker<'a> {
     target: &'a [Seg],
     stack: Vec<Level>,
     found: Option<Marker>,
+    /// The node found is a mapping that just started: its first key, if earlier, is its
+    /// start (yaml-rust2 marks a block mapping's start at the `:` after its first key).
+    first_key_pending: bool,
 }
 
 impl Walker<'_> {
@@ -108,6 +111,12 @@ impl Walker<'_> {
 
 impl MarkedEventReceiver for Walker<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        // The event after a found mapping's start: its first key, if it is a scalar.
+        let first_key =
+            std::mem::take(&mut self.first_key_pending) && matches!(ev, Event::Scalar(..));
+        if first_key && self.found.is_some_and(|f| mark.index() < f.index()) {
+            self.found = Some(mark);
+        }
         match ev {
             Event::Scalar(ref v, ..) => {
                 let is_key = self.node_start(Some(v), mark);
@@ -122,7 +131,9 @@ impl MarkedEventReceiver for Walker<'_> {
                 }
             }
             Event::MappingStart(..) => {
+                let found_before = self.found.is_some();
                 self.node_start(None, mark);
+                self.first_key_pending = !found_before && self.found.is_some();
                 self.stack.push(Level::Map {
                     want_key: true,
                     key: None,
@@ -150,6 +161,7 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
             target: &segs[..n],
             stack: Vec::new(),
             found: None,
+            first_key_pending: false,
         };
         let mut p = Parser::new_from_str(text);
         if p.load(&mut w, false).is_err() {
@@ -179,7 +191,16 @@ mod tests {
     #[test]
     fn falls_back_to_the_nearest_parent() {
         assert_eq!(locate(DOC, "ports[1].missing"), locate(DOC, "ports[1]"));
-        assert_eq!(locate(DOC, "ports[1]").map(|l| l.0), Some(5));
+        assert_eq!(
+            locate(DOC, "ports[1]"),
+            Some((5, 5)),
+            "a block mapping starts at its first key"
+        );
+        assert_eq!(
+            locate(DOC, "routes[0]"),
+            Some((8, 5)),
+            "a flow mapping at its brace"
+        );
         assert_eq!(locate(DOC, "nothing.here"), None);
     }
 

@@ -19,13 +19,35 @@ neighbours:
 control: { socket: /run/rvs/rvsd.sock }
 "#;
 
-fn err_of(text: &str) -> (usize, String, String) {
+/// A positioned error: ((line, column), key, message).
+fn err_of(text: &str) -> ((usize, usize), String, String) {
     match Config::parse(text, "t.yaml") {
         Err(ConfigError::Invalid {
-            line, key, message, ..
-        }) => (line, key, message),
+            line,
+            column,
+            key,
+            message,
+            ..
+        }) => ((line, column), key, message),
         other => panic!("expected a positioned error, got {other:?}"),
     }
+}
+
+/// The 1-based (line, column) where `token` starts in `text`: the token an error must
+/// point at. `token` may carry context after it to make it unique.
+fn pos_of(text: &str, token: &str) -> (usize, usize) {
+    let i = text
+        .find(token)
+        .unwrap_or_else(|| panic!("{token:?} is not in the text"));
+    assert_eq!(text.matches(token).count(), 1, "{token:?} is ambiguous");
+    let line_start = text[..i].rfind('\n').map_or(0, |n| n + 1);
+    (text[..i].matches('\n').count() + 1, i - line_start + 1)
+}
+
+#[test]
+fn positions_are_counted_from_one() {
+    assert_eq!(pos_of("a: 1\nb: [x, y]\n", "y]"), (2, 8));
+    assert_eq!(pos_of("a: 1\n", "a:"), (1, 1));
 }
 
 #[test]
@@ -46,32 +68,92 @@ fn defaults_fill_missing_sections() {
     assert_eq!(c.control.socket, PathBuf::from("/run/rvs/rvsd.sock"));
 }
 
+/// Type errors (found by serde) point at the offending value, or at an unknown key.
 #[test]
 fn type_errors_name_line_and_key() {
-    let (line, key, msg) = err_of(&GOOD.replace("workers: 1", "workers: many"));
-    assert_eq!((line, key.as_str()), (3, "dataplane.workers"));
+    let t = GOOD.replace("workers: 1", "workers: many");
+    let (pos, key, msg) = err_of(&t);
+    assert_eq!((pos, key.as_str()), ((3, 23), "dataplane.workers"));
+    assert_eq!(pos, pos_of(&t, "many"));
     assert!(msg.contains("invalid type"), "{msg}");
-    let (line, key, _) = err_of(&GOOD.replace("    device:", "    devise:"));
-    assert_eq!((line, key.as_str()), (6, "ports[0]"));
-    let (line, key, msg) = err_of(&GOOD.replace("198.18.0.2/24", "198.18.0.2/33"));
-    assert_eq!((line, key.as_str()), (7, "ports[0].addresses"));
+    let t = GOOD.replace("    device:", "    devise:");
+    let (pos, key, msg) = err_of(&t);
+    assert_eq!((pos, key.as_str()), ((6, 5), "ports[0]"));
+    assert_eq!(pos, pos_of(&t, "devise:"));
+    assert!(msg.contains("devise"), "{msg}");
+    let t = GOOD.replace("198.18.0.2/24", "198.18.0.2/33");
+    let (pos, key, msg) = err_of(&t);
+    assert_eq!((pos, key.as_str()), ((7, 17), "ports[0].addresses[0]"));
+    assert_eq!(pos, pos_of(&t, "\"198.18.0.2/33\""));
     assert!(msg.contains("198.18.0.2/33"), "{msg}");
+    // Values checked as they are read (addresses, MACs, endpoints): at the value, in
+    // flow and block mappings alike.
+    let t = GOOD.replace("02:00:00:00:00:01", "02:00:00:00:00:0g");
+    let (pos, key, msg) = err_of(&t);
+    assert_eq!(
+        (pos, key.as_str()),
+        ((11, 35), "neighbours[0].mac"),
+        "{msg}"
+    );
+    assert_eq!(pos, pos_of(&t, "\"02:00:00:00:00:0g\""));
+    let t = SVC.replace("0.13:8443", "0.13:84x3");
+    let (pos, key, msg) = err_of(&t);
+    assert_eq!(
+        (pos, key.as_str()),
+        ((11, 20), "services[0].real_servers[2].address"),
+        "{msg}"
+    );
+    assert_eq!(pos, pos_of(&t, "\"198.18.0.13:84x3\""));
+    assert!(msg.contains("198.18.0.13:84x3"), "{msg}");
+    let t = SVC.replace("vip: \"198.18.1.100:80\"", "vip: \"198.18.1.100:http\"");
+    let (pos, key, msg) = err_of(&t);
+    assert_eq!((pos, key.as_str()), ((5, 10), "services[0].vip"), "{msg}");
+    assert_eq!(pos, pos_of(&t, "\"198.18.1.100:http\""));
 }
 
+/// Errors found after parsing (validation) point at the key they name.
 #[test]
 fn reference_errors_name_line_and_key() {
-    let (line, key, msg) =
-        err_of(&GOOD.replace("port: lan0 }\nneighbours", "port: lan9 }\nneighbours"));
-    assert_eq!((line, key.as_str()), (9, "routes[0].port"));
-    assert!(msg.contains("lan9") && msg.contains("lan0"), "{msg}");
-    let (line, key, _) = err_of(&GOOD.replace("via: \"198.18.0.1\"", "via: \"198.19.0.1\""));
-    assert_eq!((line, key.as_str()), (9, "routes[0].via"));
-    let (line, key, _) = err_of(&GOOD.replace("02:00:00:00:00:01", "ff:ff:ff:ff:ff:ff"));
-    assert_eq!((line, key.as_str()), (11, "neighbours[0].mac"));
-    let (line, key, _) = err_of(&GOOD.replace("cores: \"0-1\"", "cores: \"1-0\""));
-    assert_eq!((line, key.as_str()), (2, "eal.cores"));
-    let (line, key, _) = err_of(&GOOD.replace("workers: 1", "workers: 0"));
-    assert_eq!((line, key.as_str()), (3, "dataplane.workers"));
+    let cases = [
+        (
+            GOOD.replace("port: lan0 }\nneighbours", "port: lan9 }\nneighbours"),
+            "routes[0].port",
+            (9, 47),
+            "port: lan9",
+        ),
+        (
+            GOOD.replace("via: \"198.18.0.1\"", "via: \"198.19.0.1\""),
+            "routes[0].via",
+            (9, 28),
+            "via: \"198.19.0.1\"",
+        ),
+        (
+            GOOD.replace("02:00:00:00:00:01", "ff:ff:ff:ff:ff:ff"),
+            "neighbours[0].mac",
+            (11, 30),
+            "mac: \"ff:ff:ff:ff:ff:ff\"",
+        ),
+        (
+            GOOD.replace("cores: \"0-1\"", "cores: \"1-0\""),
+            "eal.cores",
+            (2, 8),
+            "cores: \"1-0\"",
+        ),
+        (
+            GOOD.replace("workers: 1", "workers: 0"),
+            "dataplane.workers",
+            (3, 14),
+            "workers: 0",
+        ),
+    ];
+    for (text, key, pos, token) in cases {
+        let (p, k, msg) = err_of(&text);
+        assert_eq!((p, k.as_str()), (pos, key), "{msg}");
+        assert_eq!(p, pos_of(&text, token), "{key}");
+        if key == "routes[0].port" {
+            assert!(msg.contains("lan9") && msg.contains("lan0"), "{msg}");
+        }
+    }
 }
 
 #[test]
@@ -80,19 +162,43 @@ fn duplicates_are_rejected() {
         "routes:",
         "  - name: lan0\n    device: \"net_af_packet1,iface=veth-e\"\n    addresses: [\"198.18.0.2/24\"]\nroutes:",
     );
-    let (line, key, msg) = err_of(&two);
-    assert_eq!((line, key.as_str()), (8, "ports[1].name"));
+    let (pos, key, msg) = err_of(&two);
+    assert_eq!((pos, key.as_str()), ((8, 5), "ports[1].name"));
+    assert_eq!(
+        pos,
+        pos_of(&two, "name: lan0\n    device: \"net_af_packet1")
+    );
     assert!(msg.contains("twice"), "{msg}");
+}
+
+/// A syntax error (found by the YAML parser) points at the offending token.
+fn syntax_err_of(text: &str) -> ((usize, usize), String, String) {
+    let e = Config::parse(text, "t.yaml").expect_err("a syntax error");
+    match &e {
+        ConfigError::Invalid {
+            line, column, key, ..
+        } => ((*line, *column), key.clone(), e.to_string()),
+        other => panic!("expected a positioned error, got {other:?}"),
+    }
 }
 
 #[test]
 fn syntax_errors_are_positioned() {
-    match Config::parse("ports: [\n  - name: x\n", "t.yaml") {
-        Err(e @ ConfigError::Invalid { .. }) => {
-            assert!(e.to_string().starts_with("t.yaml:"), "{e}")
-        }
-        other => panic!("{other:?}"),
-    }
+    // A block sequence entry inside a flow sequence: the `-` is the offending token.
+    let t = "ports: [\n  - name: x\n";
+    let (pos, key, e) = syntax_err_of(t);
+    assert!(e.starts_with("t.yaml:"), "{e}");
+    assert_eq!(pos, (2, 3), "{e}");
+    assert_eq!(pos, pos_of(t, "- name"), "{e}");
+    assert_eq!(key, "(document)", "{e}");
+    assert!(e.starts_with("t.yaml:2:3: (document): "), "{e}");
+    // A flow mapping closed by `]`.
+    let t = GOOD.replace("idle: adaptive }", "idle: adaptive ]");
+    let (pos, key, e) = syntax_err_of(&t);
+    assert_eq!(pos, (3, 52), "{e}");
+    assert_eq!(pos, pos_of(&t, "]\nports"), "{e}");
+    assert_eq!(key, "(document)", "{e}");
+    assert!(e.starts_with("t.yaml:3:52: (document): "), "{e}");
 }
 
 #[test]
@@ -168,12 +274,20 @@ fn services_parse_with_defaults() {
 
 #[test]
 fn service_errors_name_line_and_key() {
-    let cases: Vec<(String, &str, usize)> = vec![
-        (SVC.replace("1.100:80\"", "1.100:0\""), "services[0].vip", 5),
+    // (text, key, position, the token at that position)
+    let cases: Vec<(String, &str, (usize, usize), &str)> = vec![
         (
+            SVC.replace("1.100:80\"", "1.100:0\""),
+            "services[0].vip",
+            (5, 5),
+            "vip: \"198.18.1.100:0\"",
+        ),
+        (
+            // A missing key: the service's mapping, which starts at its first key.
             SVC.replace("    local_addresses: [\"198.18.0.3\"]\n", ""),
             "services[0].local_addresses",
-            5,
+            (5, 5),
+            "vip:",
         ),
         (
             SVC.replace(
@@ -181,7 +295,8 @@ fn service_errors_name_line_and_key() {
                 "\"198.19.0.12\", forward: dr",
             ),
             "services[0].real_servers[1].address",
-            10,
+            (10, 11),
+            "address: \"198.19.0.12\"",
         ),
         (
             SVC.replace(
@@ -189,27 +304,40 @@ fn service_errors_name_line_and_key() {
                 "\"198.18.0.12:81\", forward: dr",
             ),
             "services[0].real_servers[1].address",
-            10,
+            (10, 11),
+            "address: \"198.18.0.12:81\"",
         ),
         (
             SVC.replace("0.13:8443", "0.11:8080"),
             "services[0].real_servers[2].address",
-            11,
+            (11, 11),
+            "address: \"198.18.0.11:8080\", forward: fullnat",
         ),
         (
             SVC.replace("scheduler: wrr", "scheduler: wrr\n    flags: [sh-nonsense]"),
             "services[0].flags",
-            7,
+            (7, 5),
+            "flags:",
         ),
-        (SVC.replace("1.100:80", "1.2:80"), "services[0].vip", 5),
+        (
+            SVC.replace("1.100:80", "1.2:80"),
+            "services[0].vip",
+            (5, 5),
+            "vip: \"198.18.1.2:80\"",
+        ),
     ];
-    for (text, key, line) in cases {
-        let (l, k, m) = err_of(&text);
-        assert_eq!((k.as_str(), l), (key, line), "{m}");
+    for (text, key, pos, token) in cases {
+        let (p, k, m) = err_of(&text);
+        assert_eq!((k.as_str(), p), (key, pos), "{m}");
+        assert_eq!(p, pos_of(&text, token), "{key}: {m}");
     }
-    // Type errors come from serde with their path.
-    let (_, k, m) = err_of(&SVC.replace("scheduler: wrr", "scheduler: fastest"));
+    // Type errors come from serde with their path, at the offending value.
+    let t = SVC.replace("scheduler: wrr", "scheduler: fastest");
+    let (p, k, m) = err_of(&t);
     assert!(k.starts_with("services[0]"), "{k}: {m}");
+    assert_eq!(k, "services[0].scheduler", "{m}");
+    assert_eq!(p, (6, 16), "{k}: {m}");
+    assert_eq!(p, pos_of(&t, "fastest"), "{k}: {m}");
     assert!(
         m.contains("fastest") || m.contains("unknown variant"),
         "{m}"
@@ -219,6 +347,11 @@ fn service_errors_name_line_and_key() {
 #[test]
 fn duplicate_services_are_rejected() {
     let dup = SVC.to_string() + "  - vip: \"198.18.1.100:80\"\n    real_servers: []\n";
-    let (_, k, m) = err_of(&dup);
+    let (p, k, m) = err_of(&dup);
     assert_eq!(k, "services[1].vip", "{m}");
+    assert_eq!(p, (12, 5), "{m}");
+    assert_eq!(
+        p,
+        pos_of(&dup, "vip: \"198.18.1.100:80\"\n    real_servers: []")
+    );
 }

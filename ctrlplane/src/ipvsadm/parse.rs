@@ -222,16 +222,30 @@ fn tokens(args: &[String]) -> Result<Vec<Token>, ParseError> {
     Ok(out)
 }
 
-/// A port number or a service name from /etc/services.
-fn parse_port(s: &str, proto: Proto) -> Option<u16> {
+/// The services(5) file that names ports.
+const SERVICES: &str = "/etc/services";
+
+/// The text of /etc/services, read only when a port is given by name.
+fn etc_services() -> Option<String> {
+    std::fs::read_to_string(SERVICES).ok()
+}
+
+/// A port number, or a service name looked up in the services(5) text that `services`
+/// gives.
+fn parse_port(s: &str, proto: Proto, services: &dyn Fn() -> Option<String>) -> Option<u16> {
     if let Ok(p) = s.parse::<u16>() {
         return Some(p);
     }
+    port_by_name(&services()?, s, proto)
+}
+
+/// The port of service `s` (its name or an alias) for `proto` in a services(5) text:
+/// `name port/proto [aliases...] [# comment]`, the first match wins (as getservbyname).
+fn port_by_name(text: &str, s: &str, proto: Proto) -> Option<u16> {
     let want = match proto {
         Proto::Tcp => "tcp",
         Proto::Udp => "udp",
     };
-    let text = std::fs::read_to_string("/etc/services").ok()?;
     text.lines().find_map(|l| {
         let l = l.split('#').next()?;
         let mut f = l.split_whitespace();
@@ -249,6 +263,7 @@ fn parse_endpoint(
     s: &str,
     proto: Proto,
     what: &str,
+    services: &dyn Fn() -> Option<String>,
 ) -> Result<(Ipv4Addr, Option<u16>), ParseError> {
     if s.starts_with('[') {
         return err(format!("IPv6 {what} addresses are not supported yet: {s}"));
@@ -264,7 +279,8 @@ fn parse_endpoint(
     })?;
     let port = match p {
         Some(p) => Some(
-            parse_port(p, proto).ok_or_else(|| ParseError(format!("illegal {what} port {p:?}")))?,
+            parse_port(p, proto, services)
+                .ok_or_else(|| ParseError(format!("illegal {what} port {p:?}")))?,
         ),
         None => None,
     };
@@ -280,6 +296,14 @@ fn number(v: &str, what: &str, max: u64) -> Result<u32, ParseError> {
 
 /// Parses one ipvsadm command line (without the program name).
 pub fn parse(args: &[String]) -> Result<Command, ParseError> {
+    parse_with(args, &etc_services)
+}
+
+/// `parse`, with port names looked up in the services(5) text that `services` gives.
+fn parse_with(
+    args: &[String],
+    services: &dyn Fn() -> Option<String>,
+) -> Result<Command, ParseError> {
     let toks = tokens(args)?;
     let cmds: Vec<&str> = toks
         .iter()
@@ -392,7 +416,7 @@ pub fn parse(args: &[String]) -> Result<Command, ParseError> {
     }
     let key = match &key_proto {
         Some((proto, s)) => {
-            let (addr, port) = parse_endpoint(s, *proto, "service")?;
+            let (addr, port) = parse_endpoint(s, *proto, "service", services)?;
             Some(ServiceKey {
                 proto: *proto,
                 addr,
@@ -410,7 +434,7 @@ pub fn parse(args: &[String]) -> Result<Command, ParseError> {
         let s = rs
             .as_deref()
             .ok_or_else(|| ParseError("No destination specified: give -r RIP[:PORT]".into()))?;
-        let (a, p) = parse_endpoint(s, k.proto, "destination")?;
+        let (a, p) = parse_endpoint(s, k.proto, "destination", services)?;
         Ok((a, p.unwrap_or(k.port)))
     };
     Ok(match cmd {
@@ -643,15 +667,78 @@ mod tests {
         assert_eq!(parse_line("# comment").unwrap(), None);
     }
 
+    /// Lines of a services(5) file (netbase's /etc/services, in the IANA format).
+    const SERVICES_TEXT: &str = "\
+# Network services, Internet style
+#
+tcpmux\t\t1/tcp\t\t\t\t# TCP port service multiplexer
+ftp\t\t21/tcp
+ssh\t\t22/tcp\t\t\t\t# SSH Remote Login Protocol
+smtp\t\t25/tcp\t\tmail
+domain\t\t53/tcp\t\t\t\t# Domain Name Server
+domain\t\t53/udp
+http\t\t80/tcp\t\twww\t\t# WorldWideWeb HTTP
+https\t\t443/tcp\t\t\t\t# http protocol over TLS/SSL
+https\t\t443/udp\t\t\t\t# HTTP/3
+http-alt\t8080/tcp\twebcache\t# WWW caching service
+";
+
+    fn with_services(s: &str) -> Result<Command, ParseError> {
+        let args: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+        parse_with(&args, &|| Some(SERVICES_TEXT.to_string()))
+    }
+
     #[test]
-    fn service_names_from_etc_services() {
-        if std::fs::read_to_string("/etc/services")
-            .is_ok_and(|t| t.contains("\nhttp\t") || t.contains("\nhttp "))
-        {
-            let Command::AddService(k, _) = p("-A -t 192.0.2.10:http").unwrap() else {
-                panic!()
-            };
-            assert_eq!(k.port, 80);
-        }
+    fn ports_by_name_in_a_services_text() {
+        let t = SERVICES_TEXT;
+        assert_eq!(port_by_name(t, "http", Proto::Tcp), Some(80));
+        assert_eq!(port_by_name(t, "www", Proto::Tcp), Some(80), "an alias");
+        assert_eq!(port_by_name(t, "webcache", Proto::Tcp), Some(8080));
+        assert_eq!(port_by_name(t, "domain", Proto::Udp), Some(53));
+        assert_eq!(port_by_name(t, "https", Proto::Udp), Some(443));
+        assert_eq!(port_by_name(t, "http", Proto::Udp), None, "tcp only");
+        assert_eq!(port_by_name(t, "ssh", Proto::Udp), None);
+        assert_eq!(port_by_name(t, "HTTP", Proto::Tcp), None, "names are exact");
+        assert_eq!(
+            port_by_name(t, "Protocol", Proto::Tcp),
+            None,
+            "comments are not aliases"
+        );
+        assert_eq!(port_by_name(t, "Network", Proto::Tcp), None);
+        assert_eq!(port_by_name("", "http", Proto::Tcp), None);
+    }
+
+    #[test]
+    fn service_names_from_the_services_file() {
+        let Command::AddService(k, _) = with_services("-A -t 192.0.2.10:http").unwrap() else {
+            panic!()
+        };
+        assert_eq!(k.port, 80);
+        let Command::AddServer(k, a, port, _) =
+            with_services("-a -u 192.0.2.10:domain -r 10.0.0.11:https").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((k.proto, k.port), (Proto::Udp, 53));
+        assert_eq!((a, port), (Ipv4Addr::new(10, 0, 0, 11), 443));
+        assert_eq!(
+            with_services("-A -u 192.0.2.10:http"),
+            Err(ParseError("illegal service port \"http\"".into())),
+            "http is a tcp service only"
+        );
+        assert_eq!(
+            with_services("-A -t 192.0.2.10:gopher"),
+            Err(ParseError("illegal service port \"gopher\"".into()))
+        );
+        // Numbers need no services file; a name without one is an error.
+        let none = |s: &str| {
+            let args: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+            parse_with(&args, &|| None)
+        };
+        assert_eq!(none("-A -t 192.0.2.10:80"), p("-A -t 192.0.2.10:80"));
+        assert_eq!(
+            none("-A -t 192.0.2.10:http"),
+            Err(ParseError("illegal service port \"http\"".into()))
+        );
     }
 }

@@ -79,8 +79,17 @@ pub fn largenum(i: u64, exact: bool) -> String {
     }
 }
 
+/// The services(5) file that names ports.
+const SERVICES: &str = "/etc/services";
+
 /// The service name of a port from /etc/services, as getservbyport would give.
 fn port_name(port: u16, proto: Proto) -> Option<String> {
+    port_name_in(&std::fs::read_to_string(SERVICES).ok()?, port, proto)
+}
+
+/// The service name of a port in a services(5) text (`name port/proto [aliases...]
+/// [# comment]`): the first entry for the port and protocol.
+fn port_name_in(text: &str, port: u16, proto: Proto) -> Option<String> {
     let want = format!(
         "{port}/{}",
         match proto {
@@ -88,7 +97,6 @@ fn port_name(port: u16, proto: Proto) -> Option<String> {
             Proto::Udp => "udp",
         }
     );
-    let text = std::fs::read_to_string("/etc/services").ok()?;
     text.lines().find_map(|l| {
         let mut f = l.split('#').next()?.split_whitespace();
         let name = f.next()?;
@@ -99,8 +107,19 @@ fn port_name(port: u16, proto: Proto) -> Option<String> {
 /// `addr:port`; without -n the port is named from /etc/services (addresses stay
 /// numeric: rvs does no reverse DNS, which would stall on a director without resolvers).
 pub fn addrport(addr: Ipv4Addr, port: u16, proto: Proto, numeric: bool) -> String {
-    if !numeric {
-        if let Some(n) = port_name(port, proto).filter(|_| port != 0) {
+    addrport_with(addr, port, proto, numeric, port_name)
+}
+
+/// `addrport`, with the port named by `name`.
+fn addrport_with(
+    addr: Ipv4Addr,
+    port: u16,
+    proto: Proto,
+    numeric: bool,
+    name: impl FnOnce(u16, Proto) -> Option<String>,
+) -> String {
+    if !numeric && port != 0 {
+        if let Some(n) = name(port, proto) {
             return format!("{addr}:{n}");
         }
     }

@@ -293,14 +293,60 @@ fn save_rules() {
     );
 }
 
+/// Lines of a services(5) file (netbase's /etc/services, in the IANA format).
+const SERVICES_TEXT: &str = "\
+# Network services, Internet style
+#
+tcpmux\t\t1/tcp\t\t\t\t# TCP port service multiplexer
+ssh\t\t22/tcp\t\t\t\t# SSH Remote Login Protocol
+domain\t\t53/tcp\t\t\t\t# Domain Name Server
+domain\t\t53/udp
+http\t\t80/tcp\t\twww\t\t# WorldWideWeb HTTP
+https\t\t443/tcp\t\t\t\t# http protocol over TLS/SSL
+https\t\t443/udp\t\t\t\t# HTTP/3
+http-alt\t8080/tcp\twebcache\t# WWW caching service
+";
+
+#[test]
+fn port_names_from_a_services_text() {
+    let t = SERVICES_TEXT;
+    assert_eq!(port_name_in(t, 80, Proto::Tcp).as_deref(), Some("http"));
+    assert_eq!(
+        port_name_in(t, 8080, Proto::Tcp).as_deref(),
+        Some("http-alt"),
+        "the name, not an alias"
+    );
+    assert_eq!(port_name_in(t, 53, Proto::Udp).as_deref(), Some("domain"));
+    assert_eq!(port_name_in(t, 443, Proto::Udp).as_deref(), Some("https"));
+    assert_eq!(port_name_in(t, 80, Proto::Udp), None, "tcp only");
+    assert_eq!(port_name_in(t, 8, Proto::Tcp), None, "not 80/tcp's prefix");
+    assert_eq!(port_name_in(t, 800, Proto::Tcp), None);
+    assert_eq!(port_name_in(t, 1, Proto::Udp), None);
+    assert_eq!(port_name_in("", 80, Proto::Tcp), None);
+}
+
 #[test]
 fn names_without_numeric() {
-    if port_name(80, Proto::Tcp).as_deref() == Some("http") {
-        assert_eq!(
-            addrport(Ipv4Addr::new(192, 0, 2, 10), 80, Proto::Tcp, false),
-            "192.0.2.10:http"
-        );
-    }
+    let named = |port, proto, numeric| {
+        addrport_with(
+            Ipv4Addr::new(192, 0, 2, 10),
+            port,
+            proto,
+            numeric,
+            |p, pr| port_name_in(SERVICES_TEXT, p, pr),
+        )
+    };
+    assert_eq!(named(80, Proto::Tcp, false), "192.0.2.10:http");
+    assert_eq!(named(53, Proto::Udp, false), "192.0.2.10:domain");
+    assert_eq!(
+        named(80, Proto::Udp, false),
+        "192.0.2.10:80",
+        "no name: the number"
+    );
+    assert_eq!(named(8081, Proto::Tcp, false), "192.0.2.10:8081");
+    assert_eq!(named(80, Proto::Tcp, true), "192.0.2.10:80", "-n");
+    assert_eq!(named(0, Proto::Tcp, false), "192.0.2.10:0");
+    // The public function: -n needs no services file.
     assert_eq!(
         addrport(Ipv4Addr::new(192, 0, 2, 10), 80, Proto::Tcp, true),
         "192.0.2.10:80"

@@ -348,6 +348,14 @@ fn lblc_sticks_per_destination_until_overloaded() {
     dests[first].active = 3; // above weight while the other is idle
     assert_eq!(s.pick(&dests, &f, 2), Some(1 - first));
     s.expire(2 + lblc::EXPIRATION_S);
+    let State::Lblc(st) = &s.state else {
+        unreachable!()
+    };
+    assert_eq!(
+        st.cached(f.daddr),
+        None,
+        "idle for the expiration: forgotten"
+    );
 }
 
 #[test]
@@ -371,6 +379,8 @@ fn lblcr_grows_the_set_when_its_members_are_overloaded() {
 
 #[test]
 fn every_scheduler_skips_unavailable_servers_and_names_round_trip() {
+    // Only the third server is available: the first has weight 0, the second is
+    // overloaded.
     let dests = [
         d(1, 0),
         DestLoad {
@@ -379,17 +389,219 @@ fn every_scheduler_skips_unavailable_servers_and_names_round_trip() {
         },
         d(3, 1),
     ];
+    // Flows that differ in source and destination address, so that the hashing
+    // schedulers land on every server.
+    let flow_of = |c: u32| Flow {
+        daddr: Ipv4Addr::from(0xc613_0100 + c),
+        ..flow(0xc613_0000 + c)
+    };
+    let sh = sh_table(&keys(&dests));
+    let dh = dh_table(&keys(&dests));
+    // The hashing schedulers without fallback (the kernel's semantics): the hashed server
+    // when it is available, else no server at all.
+    let hashed = |t: &BucketTable, a: Ipv4Addr| {
+        let b = t.buckets[hashing::hash_32(u32::from(a), 8) as usize];
+        (b == 2).then_some(2)
+    };
+    let fallback = SchedFlags {
+        sh_fallback: true,
+        mh_fallback: true,
+        ..Default::default()
+    };
     for k in SchedKind::ALL {
         assert_eq!(SchedKind::from_name(k.name()), Some(k));
-        let mut s = sched(k, &dests);
-        for c in 0..20 {
-            if let Some(i) = s.pick(&dests, &flow(c), 0) {
-                assert_eq!(i, 2, "{k} picked an unavailable server");
+        let mut plain = sched(k, &dests);
+        let mut falls_back = Scheduler::new(
+            k,
+            fallback,
+            SchedTables::build(k, &keys(&dests)),
+            &dests,
+            42,
+        );
+        let mut picked = 0;
+        for c in 0..64 {
+            let f = flow_of(c);
+            let got = plain.pick(&dests, &f, 0);
+            let with_fallback = falls_back.pick(&dests, &f, 0);
+            match k {
+                SchedKind::Dh => {
+                    // dh has no fallback flag.
+                    assert_eq!(got, hashed(&dh, f.daddr), "{k}, flow {c}");
+                    assert_eq!(with_fallback, got, "{k}, flow {c}");
+                }
+                SchedKind::Sh => {
+                    assert_eq!(got, hashed(&sh, f.saddr), "{k}, flow {c}");
+                    assert_eq!(with_fallback, Some(2), "{k} with sh-fallback, flow {c}");
+                }
+                SchedKind::Mh => {
+                    assert!(
+                        got.is_none() || got == Some(2),
+                        "{k} picked an unavailable server: {got:?}"
+                    );
+                    assert_eq!(with_fallback, Some(2), "{k} with mh-fallback, flow {c}");
+                }
+                _ => {
+                    assert_eq!(got, Some(2), "{k} must pick the available server");
+                    assert_eq!(with_fallback, Some(2), "{k} must pick the available server");
+                }
             }
+            picked += usize::from(got.is_some());
+        }
+        assert!(picked > 0, "{k} never picked the available server");
+    }
+    // With no server available, every scheduler picks none: fresh ones, and the ones
+    // above, whose state (rr position, wrr mark, lblc caches) points at the last server.
+    let none = [
+        dests[0],
+        dests[1],
+        DestLoad {
+            overloaded: true,
+            ..dests[2]
+        },
+    ];
+    for k in SchedKind::ALL {
+        let mut fresh = sched(k, &none);
+        let mut used = Scheduler::new(
+            k,
+            fallback,
+            SchedTables::build(k, &keys(&dests)),
+            &dests,
+            42,
+        );
+        for c in 0..64 {
+            let f = flow_of(c);
+            used.pick(&dests, &f, 0);
+            assert_eq!(fresh.pick(&none, &f, 1), None, "{k}, flow {c}");
+            assert_eq!(used.pick(&none, &f, 1), None, "{k}, flow {c}");
         }
     }
     assert_eq!(
         SchedFlags::parse("sh-port").unwrap().names(),
         vec!["sh-port"]
+    );
+}
+
+#[test]
+fn lblc_entries_expire_after_their_idle_time() {
+    // Three servers; A is cached at the first, B at the second, and then the load makes
+    // the third wlc's choice, so an entry that is forgotten shows as a move to the third.
+    let mut dests = [d(1, 4), d(2, 4), d(3, 4)];
+    let a = Flow {
+        daddr: Ipv4Addr::new(198, 19, 0, 1),
+        ..flow(1)
+    };
+    let b = Flow {
+        daddr: Ipv4Addr::new(198, 19, 0, 2),
+        ..flow(2)
+    };
+    let e = lblc::EXPIRATION_S;
+    let mut s = sched(SchedKind::Lblc, &dests);
+    assert_eq!(s.pick(&dests, &a, 0), Some(0), "all idle: the first");
+    dests[0].active = 1;
+    // A use refreshes the entry: A is now idle from 100, not from 0.
+    assert_eq!(
+        s.pick(&dests, &a, 100),
+        Some(0),
+        "cached, though wlc would take another"
+    );
+    assert_eq!(s.pick(&dests, &b, 200), Some(1));
+    dests[1].active = 1;
+    let cached = |s: &Scheduler, f: &Flow| {
+        let State::Lblc(st) = &s.state else {
+            unreachable!()
+        };
+        st.cached(f.daddr)
+    };
+    s.expire(100 + e - 1);
+    assert_eq!(
+        cached(&s, &a),
+        Some(1),
+        "A idle one second short of the expiration"
+    );
+    s.expire(100 + e);
+    assert_eq!(cached(&s, &a), None, "A idle for the expiration: forgotten");
+    assert_eq!(cached(&s, &b), Some(2), "B idle for less: kept");
+    assert_eq!(
+        s.pick(&dests, &a, 100 + e),
+        Some(2),
+        "A is scheduled afresh (wlc)"
+    );
+    assert_eq!(s.pick(&dests, &b, 100 + e), Some(1), "B still sticks");
+}
+
+#[test]
+fn lblcr_sets_expire_after_their_idle_time() {
+    let mut dests = [d(1, 4), d(2, 4), d(3, 4)];
+    let a = Flow {
+        daddr: Ipv4Addr::new(198, 19, 0, 1),
+        ..flow(1)
+    };
+    let b = Flow {
+        daddr: Ipv4Addr::new(198, 19, 0, 2),
+        ..flow(2)
+    };
+    let e = lblc::EXPIRATION_S;
+    let mut s = sched(SchedKind::Lblcr, &dests);
+    assert_eq!(s.pick(&dests, &a, 0), Some(0));
+    dests[0].active = 1;
+    assert_eq!(s.pick(&dests, &a, 100), Some(0), "the set answers");
+    assert_eq!(s.pick(&dests, &b, 200), Some(1));
+    dests[1].active = 1;
+    let members = |s: &Scheduler, f: &Flow| {
+        let State::Lblcr(st) = &s.state else {
+            unreachable!()
+        };
+        st.members(f.daddr)
+    };
+    s.expire(100 + e - 1);
+    assert_eq!(members(&s, &a), vec![1], "A idle one second short: kept");
+    s.expire(100 + e);
+    assert_eq!(members(&s, &a), Vec::<u32>::new(), "A forgotten");
+    assert_eq!(members(&s, &b), vec![2], "B kept");
+    assert_eq!(s.pick(&dests, &a, 100 + e), Some(2), "A scheduled afresh");
+    assert_eq!(s.pick(&dests, &b, 100 + e), Some(1), "B still sticks");
+}
+
+#[test]
+fn mh_port_spreads_one_client_over_servers() {
+    let dests = [d(1, 1), d(2, 1), d(3, 1)];
+    let mk = |mh_port| {
+        Scheduler::new(
+            SchedKind::Mh,
+            SchedFlags {
+                mh_port,
+                ..Default::default()
+            },
+            SchedTables::build(SchedKind::Mh, &keys(&dests)),
+            &dests,
+            1,
+        )
+    };
+    // One client address, 64 source ports.
+    let flows: Vec<Flow> = (0..64)
+        .map(|p| Flow {
+            sport: 40000 + p,
+            ..flow(7)
+        })
+        .collect();
+    let picks = |s: &mut Scheduler| -> Vec<Option<usize>> {
+        flows.iter().map(|f| s.pick(&dests, f, 0)).collect()
+    };
+    let mut with = mk(true);
+    let spread = picks(&mut with);
+    assert!(spread.iter().all(Option::is_some), "{spread:?}");
+    let servers: std::collections::HashSet<_> = spread.iter().collect();
+    assert_eq!(servers.len(), 3, "mh-port: the ports spread: {spread:?}");
+    assert_eq!(picks(&mut with), spread, "the same flow, the same server");
+    assert_eq!(
+        picks(&mut mk(true)),
+        spread,
+        "and from a table built anew (another worker or director)"
+    );
+    let one = picks(&mut mk(false));
+    assert!(one[0].is_some());
+    assert!(
+        one.iter().all(|p| *p == one[0]),
+        "without mh-port, one client goes to one server: {one:?}"
     );
 }
