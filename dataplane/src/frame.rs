@@ -122,7 +122,9 @@ impl Frame for HeapFrame {
     }
 }
 
-/// An `Io` that keeps everything it is given: the harness for packet-level tests.
+/// An `Io` that keeps everything it is given: the harness for packet-level tests (and
+/// fuzz targets; feature `testing`).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Default)]
 pub struct CaptureIo {
     pub sent: Vec<(usize, HeapFrame)>,
@@ -130,6 +132,7 @@ pub struct CaptureIo {
     pub exhausted: bool,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Io for CaptureIo {
     type Frame = HeapFrame;
     fn alloc(&mut self) -> Option<HeapFrame> {

@@ -1,9 +1,11 @@
 //! The per-lcore worker: everything a worker does between rx and tx, independent of DPDK.
 //!
-//! `io::run_worker` drives a `WorkerCore` with real ports; tests drive it with
-//! `CaptureIo`. A worker owns its neighbour table (and, later, its connection table and
-//! scheduler copies); it shares nothing writable with other workers: what it must tell
-//! them travels through their mailboxes, and configuration reaches it as snapshots.
+//! `io::run_worker` runs `WorkerCore::poll` over real ports, the benchmark rig over
+//! frames in memory; tests and fuzz targets hand it frames one at a time
+//! (`WorkerCore::handle`) or in bursts (`rx_burst`), through the same dispatcher. A
+//! worker owns its neighbour table, its connection table and its scheduler copies; it
+//! shares nothing writable with other workers: what it must tell them travels through
+//! their mailboxes and redirect rings, and configuration reaches it as snapshots.
 
 use crate::frame::{Frame, Io};
 use crate::ipvs::stats::IpvsStats;
@@ -100,6 +102,9 @@ pub struct WorkerParts<F> {
     pub ipvs_stats: Arc<IpvsStats>,
     /// Connection-table entries of this worker.
     pub conn_capacity: usize,
+    /// Seeds the connection-table hash and the schedulers' randomness: different in
+    /// every process (hash flooding), fixed where runs must repeat (benchmarks).
+    pub seed: u64,
 }
 
 impl<F> WorkerParts<F> {
@@ -117,6 +122,7 @@ impl<F> WorkerParts<F> {
             stats: Arc::default(),
             ipvs_stats: Arc::default(),
             conn_capacity,
+            seed: 0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id()),
         }
     }
     /// Parts of a worker that is the only one (tests, benchmarks, fuzzing).
@@ -166,9 +172,7 @@ impl<F: Frame> WorkerCore<F> {
     pub fn new(id: usize, parts: WorkerParts<F>) -> Self {
         let snap = parts.cell.load();
         let workers = parts.redirect.workers().max(1);
-        let seed = 0x2545_f491_4f6c_dd1d
-            ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ u64::from(std::process::id());
+        let seed = parts.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut ipvs = IpvsWorker::new(id, workers, parts.conn_capacity, parts.ipvs_stats, seed);
         ipvs.adopt(&snap.ipvs, &snap.net);
         WorkerCore {

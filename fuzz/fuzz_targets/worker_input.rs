@@ -1,11 +1,13 @@
 //! A whole worker (L2/L3 and IPVS with NAT, DR, TUN, FULLNAT+TOA, persistence, UDP)
 //! over arbitrary frames: nothing may panic. The input is split into frames, each sent
-//! as is and with the director's MAC as destination; time advances between frames so
-//! that timers and expiry run too.
+//! as is and with the director's MAC as destination, in bursts through `rx_burst` (the
+//! entry rvsd's workers use: classification, prefetch with bucket hints, dispatch);
+//! time advances between bursts so that timers and expiry run too.
 #![no_main]
 use dataplane::frame::{CaptureIo, HeapFrame};
 use dataplane::snapshot::SnapshotCell;
-use dataplane::worker::{WorkerCore, WorkerParts};
+use dataplane::worker::{WorkerCore, WorkerParts, BURST};
+use arrayvec::ArrayVec;
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 
@@ -22,15 +24,21 @@ fuzz_target!(|data: &[u8]| {
     let mut io = CaptureIo::default();
     w.start(&mut io);
     let mut now = 0u64;
+    let mut burst = ArrayVec::<HeapFrame, BURST>::new();
     for chunk in data.split(|b| *b == 0xA5) {
         let mut f = chunk.to_vec();
-        w.handle(HeapFrame::from_bytes(&f), 0, now, &mut io);
+        burst.push(HeapFrame::from_bytes(&f));
         if f.len() >= 6 {
             f[..6].copy_from_slice(&dataplane::testing::ROBUSTNESS_DIRECTOR_MAC.0);
-            w.handle(HeapFrame::from_bytes(&f), 0, now, &mut io);
+            burst.push(HeapFrame::from_bytes(&f));
         }
-        now += 7_000;
-        w.poll_control(now, &mut io);
-        io.sent.clear();
+        if burst.len() >= BURST - 1 {
+            w.rx_burst(std::mem::take(&mut burst), 0, now, &mut io);
+            now += 7_000;
+            w.poll_control(now, &mut io);
+            io.sent.clear();
+        }
     }
+    w.rx_burst(burst, 0, now, &mut io);
+    w.poll_control(now + 7_000, &mut io);
 });

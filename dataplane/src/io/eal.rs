@@ -42,7 +42,8 @@ impl Eal {
             return Err(IoError::Eal(format!(
                 "{} with arguments `{}`; check that the devices exist, that you are root, \
                  and that hugepages are reserved or `eal.hugepages: off` is set",
-                super::rte_error(rc),
+                // rte_eal_init returns -1 and says why in rte_errno.
+                super::rte_error(0),
                 args.join(" ")
             )));
         }

@@ -75,6 +75,7 @@ pub fn launch_workers(ctxs: Vec<WorkerCtx>) -> Result<WorkerHandles, IoError> {
         )));
     }
     let mut launched = Vec::new();
+    let stops: Vec<Arc<AtomicBool>> = ctxs.iter().map(|c| c.stop.clone()).collect();
     for (ctx, &lcore) in ctxs.into_iter().zip(&lcores) {
         let id = ctx.id;
         let arg = Box::into_raw(Box::new(ctx)) as *mut c_void;
@@ -85,6 +86,13 @@ pub fn launch_workers(ctxs: Vec<WorkerCtx>) -> Result<WorkerHandles, IoError> {
             // SAFETY: the launch failed, so `trampoline` never ran and the box leaked
             // above is still ours to take back, once.
             drop(unsafe { Box::from_raw(arg as *mut WorkerCtx) });
+            // The workers already running must stop before the caller drops the ports
+            // they poll.
+            for s in &stops {
+                s.store(true, Ordering::Relaxed);
+            }
+            let failed = WorkerHandles { lcores: launched }.wait();
+            tracing::warn!(failed, "workers launched before the failure stopped");
             return Err(IoError::Lcore(format!(
                 "launching worker {id} on lcore {lcore}: {}",
                 super::rte_error(rc)
@@ -224,12 +232,14 @@ fn run_worker(ctx: WorkerCtx) {
     let mut core = WorkerCore::<Mbuf>::new(
         ctx.id,
         WorkerParts {
-            cell: ctx.cell.clone(),
-            mail: ctx.mail.clone(),
-            redirect: ctx.redirect.clone(),
             stats: ctx.stats.clone(),
             ipvs_stats: ctx.ipvs_stats.clone(),
-            conn_capacity: ctx.conn_capacity,
+            ..WorkerParts::new(
+                ctx.cell.clone(),
+                ctx.mail.clone(),
+                ctx.redirect.clone(),
+                ctx.conn_capacity,
+            )
         },
     );
     let mut io = DpdkIo {

@@ -14,6 +14,10 @@ use std::net::Ipv4Addr;
 /// Where packets to a real server leave: resolved once per snapshot.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct DestRoute {
+    /// The real server's address this route was resolved for: a slot may be reused for
+    /// another server while connections of the old one live on (on a worker that had
+    /// not yet adopted the removal), so the cache answers only for this address.
+    addr: Ipv4Addr,
     port: u16,
     pub mtu: u16,
     pub next_hop: Ipv4Addr,
@@ -25,6 +29,7 @@ impl DestRoute {
     pub fn resolve(net: &NetConfig, addr: Ipv4Addr) -> Option<DestRoute> {
         let nh = net.routes.lookup(addr)?;
         Some(DestRoute {
+            addr,
             port: u16::try_from(nh.port).ok()?,
             mtu: net.ports.get(nh.port).map_or(1500, |p| p.mtu),
             next_hop: nh.next_hop,
@@ -68,7 +73,7 @@ impl DestRt {
     #[inline]
     pub fn route_to(&self, addr: Ipv4Addr, net: &NetConfig) -> Result<DestRoute, DropReason> {
         match self.route {
-            Some(r) if self.present => Ok(r),
+            Some(r) if self.present && r.addr == addr => Ok(r),
             _ => DestRoute::resolve(net, addr).ok_or(DropReason::NoRoute),
         }
     }

@@ -7,8 +7,8 @@ use super::conn::{Fwd, Key};
 use super::engine::{Cx, IpvsWorker, Outcome, Verdict};
 use super::rewrite;
 use crate::frame::{Frame, Io};
-use crate::packet::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
-use crate::packet::{checksum, ethernet, icmp, IpHdr};
+use crate::packet::ipv4::{self, protocol, Ipv4Packet, Ipv4Repr};
+use crate::packet::{checksum, ethernet, icmp, tcp, IpHdr};
 use crate::stats::DropReason;
 use std::net::Ipv4Addr;
 
@@ -45,22 +45,25 @@ pub fn quoted(icmp: &[u8]) -> Option<Quoted> {
         return None;
     }
     let q = icmp.get(ICMP_HEADER_LEN..)?;
-    if q.len() < Ipv4Packet::<&[u8]>::MIN_HEADER_LEN || q[0] >> 4 != 4 {
+    let vihl = *q.get(ipv4::field::VERSION_IHL)?;
+    if q.len() < Ipv4Packet::<&[u8]>::MIN_HEADER_LEN || vihl >> 4 != 4 {
         return None;
     }
-    let hl = usize::from(q[0] & 0x0f) * 4;
+    let hl = usize::from(vihl & 0x0f) * 4;
     if hl < Ipv4Packet::<&[u8]>::MIN_HEADER_LEN || q.len() < hl + 4 {
         return None;
     }
     // The quote may be cut short, so no checked view: only the fixed header and the
     // ports, whose presence was checked above.
     let a = |o: usize| Ipv4Addr::new(q[o], q[o + 1], q[o + 2], q[o + 3]);
+    // TCP and UDP both start with the two ports.
+    let port = |o: usize| u16::from_be_bytes([q[hl + o], q[hl + o + 1]]);
     Some(Quoted {
-        proto: q[9],
-        src: a(crate::packet::ipv4::field::SRC),
-        dst: a(crate::packet::ipv4::field::DST),
-        sport: u16::from_be_bytes([q[hl], q[hl + 1]]),
-        dport: u16::from_be_bytes([q[hl + 2], q[hl + 3]]),
+        proto: q[ipv4::field::PROTOCOL],
+        src: a(ipv4::field::SRC),
+        dst: a(ipv4::field::DST),
+        sport: port(tcp::field::SRC_PORT),
+        dport: port(tcp::field::DST_PORT),
         off: ICMP_HEADER_LEN,
         hl,
     })
@@ -225,14 +228,15 @@ pub fn build_error<F: Frame>(
     if repr.emit(&mut b[ETH..]).is_err() {
         return false;
     }
+    use icmp::field;
     let m = &mut b[ETH + IP..];
-    m[0] = kind;
-    m[1] = code;
-    m[2..4].copy_from_slice(&[0, 0]);
-    m[4..8].copy_from_slice(&info.to_be_bytes());
+    m[field::TYPE] = kind;
+    m[field::CODE] = code;
+    m[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&[0, 0]);
+    m[field::REST..ICMP_HEADER_LEN].copy_from_slice(&info.to_be_bytes());
     m[ICMP_HEADER_LEN..ICMP_HEADER_LEN + quote].copy_from_slice(&orig[..quote]);
     let c = checksum::checksum(m);
-    m[2..4].copy_from_slice(&c.to_be_bytes());
+    m[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     true
 }
 

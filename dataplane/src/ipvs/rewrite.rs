@@ -6,7 +6,7 @@
 use super::icmp::quoted;
 use crate::frame::Frame;
 use crate::packet::ipv4::{self, field as ip, protocol, Ipv4Repr};
-use crate::packet::{checksum, tcp, udp, IpHdr, TcpPacket};
+use crate::packet::{checksum, icmp, tcp, udp, IpHdr, TcpPacket};
 use crate::stats::DropReason;
 use std::net::Ipv4Addr;
 
@@ -154,7 +154,10 @@ pub fn icmp(
         .and_then(quoted)
         .ok_or(DropReason::IcmpMalformed)?;
     let qip = hl + q.off;
-    for (addr_off, port_off, new) in [(ip::SRC, 0usize, q_src), (ip::DST, 2usize, q_dst)] {
+    for (addr_off, port_off, new) in [
+        (ip::SRC, tcp::field::SRC_PORT, q_src),
+        (ip::DST, tcp::field::DST_PORT, q_dst),
+    ] {
         let Some((a, p)) = new else { continue };
         buf[qip + addr_off..qip + addr_off + 4].copy_from_slice(&a.octets());
         buf[qip + q.hl + port_off..qip + q.hl + port_off + 2].copy_from_slice(&p.to_be_bytes());
@@ -163,10 +166,10 @@ pub fn icmp(
     buf[qc..qc + 2].copy_from_slice(&[0, 0]);
     let c = checksum::checksum(&buf[qip..qip + q.hl]);
     buf[qc..qc + 2].copy_from_slice(&c.to_be_bytes());
-    // The ICMP checksum is bytes 2-3 of the message.
-    buf[hl + 2..hl + 4].copy_from_slice(&[0, 0]);
+    let icsum = hl + icmp::field::CHECKSUM;
+    buf[icsum..icsum + 2].copy_from_slice(&[0, 0]);
     let ic = checksum::checksum(&buf[hl..]);
-    buf[hl + 2..hl + 4].copy_from_slice(&ic.to_be_bytes());
+    buf[icsum..icsum + 2].copy_from_slice(&ic.to_be_bytes());
     ip_at(buf, outer.0, outer.1);
     Ok(())
 }
@@ -191,20 +194,21 @@ pub fn ipip_encap<F: Frame>(
     mtu: u16,
     ident: u16,
 ) -> Encap {
+    const OUTER: usize = ipv4::Ipv4Packet::<&[u8]>::MIN_HEADER_LEN;
     let (l3, inner_len, df) = (h.l3(), usize::from(h.len), h.dont_frag());
-    if inner_len + 20 > usize::from(mtu) {
+    if inner_len + OUTER > usize::from(mtu) {
         return if df {
-            Encap::FragNeeded(mtu.saturating_sub(20))
+            Encap::FragNeeded(mtu.saturating_sub(OUTER as u16))
         } else {
             Encap::Failed
         };
     }
     // Drop any Ethernet padding, then make room in front.
-    if !frame.set_len(l3 + inner_len) || !frame.prepend(20) {
+    if !frame.set_len(l3 + inner_len) || !frame.prepend(OUTER) {
         return Encap::Failed;
     }
     let b = frame.data_mut();
-    b.copy_within(20..20 + l3, 0);
+    b.copy_within(OUTER..OUTER + l3, 0);
     let outer = Ipv4Repr {
         src,
         dst,
@@ -224,6 +228,13 @@ pub fn ipip_encap<F: Frame>(
 /// TCP option kind of TOA ("TCP option address"), as DPVS and the Linux toa module use.
 pub const TOA_KIND: u8 = 254;
 pub const TOA_LEN: usize = 8;
+/// The option's layout: kind, length, the client's port, the client's IPv4 address.
+mod toa {
+    pub const KIND: usize = 0;
+    pub const LEN: usize = 1;
+    pub const PORT: usize = 2;
+    pub const ADDR: usize = 4;
+}
 
 /// Inserts a TOA option (kind 254, length 8, client port, client IPv4 address) at the end
 /// of the TCP options of the packet `h`, growing the frame by 8 bytes. Returns false
@@ -240,19 +251,20 @@ pub fn insert_toa<F: Frame>(
         Some(Ok(t)) if h.proto == protocol::TCP => t.header_len(),
         _ => return false,
     };
-    if thl + TOA_LEN > 60 || usize::from(h.len) + TOA_LEN > usize::from(mtu) {
+    if thl + TOA_LEN > tcp::MAX_HEADER_LEN || usize::from(h.len) + TOA_LEN > usize::from(mtu) {
         return false;
     }
     if !frame.set_len(end) || !frame.set_len(end + TOA_LEN) {
         return false;
     }
     let b = frame.data_mut();
-    let opt_end = l4 + thl;
-    b.copy_within(opt_end..end, opt_end + TOA_LEN);
-    b[opt_end] = TOA_KIND;
-    b[opt_end + 1] = TOA_LEN as u8;
-    b[opt_end + 2..opt_end + 4].copy_from_slice(&cport.to_be_bytes());
-    b[opt_end + 4..opt_end + 8].copy_from_slice(&client.octets());
+    let opt = l4 + thl;
+    b.copy_within(opt..end, opt + TOA_LEN);
+    b[opt + toa::KIND] = TOA_KIND;
+    b[opt + toa::LEN] = TOA_LEN as u8;
+    b[opt + toa::PORT..opt + toa::ADDR].copy_from_slice(&cport.to_be_bytes());
+    b[opt + toa::ADDR..opt + TOA_LEN].copy_from_slice(&client.octets());
+    // The data offset, in 32-bit words, is the high nibble of its byte.
     let doff = l4 + tcp::field::DATA_OFFSET;
     b[doff] = (((thl + TOA_LEN) / 4) as u8) << 4 | (b[doff] & 0x0f);
     // New IP total length and header checksum, then the TCP checksum over the grown

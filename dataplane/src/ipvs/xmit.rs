@@ -45,10 +45,10 @@ impl IpvsWorker {
         self.stats
             .count(Dir::Input, slot, svc as usize, u64::from(h.len));
         let daddr = Ipv4Addr::from(c.daddr);
-        let route = route?;
-        match c.fwd() {
-            Fwd::Dr => {}
-            Fwd::Tun => return self.encap_and_send(frame, h, daddr, &route, cx),
+        // As the kernel: a routed packet's TTL is checked before its route is used.
+        let route = match c.fwd() {
+            Fwd::Dr => route?,
+            Fwd::Tun => return self.encap_and_send(frame, h, daddr, &route?, cx),
             Fwd::Nat => {
                 self.ttl_check(&frame, h, cx)?;
                 let nat = Nat {
@@ -56,9 +56,11 @@ impl IpvsWorker {
                     ..Nat::default()
                 };
                 rewrite::l4(frame.data_mut(), h, &nat)?;
+                route?
             }
             Fwd::FullNat => {
                 self.ttl_check(&frame, h, cx)?;
+                let route = route?;
                 let fnat = Nat {
                     src: Some((Ipv4Addr::from(c.laddr), c.lport)),
                     dst: Some((daddr, c.dport)),
@@ -72,8 +74,9 @@ impl IpvsWorker {
                         self.stats.toa_skipped.inc();
                     }
                 }
+                route
             }
-        }
+        };
         cx.neigh
             .output(frame, route.port(), route.next_hop, &mut cx.net)?;
         Ok(Verdict::Done)

@@ -523,6 +523,7 @@ fn gratuitous_arp_announces_every_owned_address() {
     let mut r = Rig::new();
     r.w.start(&mut r.io);
     let out = r.take();
+    assert_eq!(out.len(), 1, "one gratuitous ARP for the one owned address");
     match dissect(&out[0]).unwrap().l3 {
         L3Summary::Arp {
             op: 1,

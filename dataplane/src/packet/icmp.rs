@@ -3,6 +3,15 @@
 use super::checksum;
 use super::{Error, Result};
 
+/// Byte offsets of the header fields rvs writes.
+pub mod field {
+    pub const TYPE: usize = 0;
+    pub const CODE: usize = 1;
+    pub const CHECKSUM: usize = 2;
+    /// The 4 bytes after the checksum: unused, or the next-hop MTU (RFC 1191).
+    pub const REST: usize = 4;
+}
+
 pub mod kind {
     pub const ECHO_REPLY: u8 = 0;
     pub const DEST_UNREACHABLE: u8 = 3;

@@ -236,6 +236,14 @@ mod tests {
                     } else if v.protocol() == protocol::TCP {
                         proptest::prop_assert!(!h.l4_ok);
                     }
+                    if v.protocol() == protocol::UDP {
+                        let whole = v.frag_offset() == 0 && v.payload().len() >= 8;
+                        proptest::prop_assert_eq!(h.l4_ok, whole);
+                        if whole {
+                            let p = v.payload();
+                            proptest::prop_assert_eq!((h.sport, h.dport), (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])));
+                        }
+                    }
                 }
             }
         }

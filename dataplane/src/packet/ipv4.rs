@@ -15,7 +15,9 @@ pub mod protocol {
 
 /// Byte offsets of the header fields the fast path patches in place.
 pub mod field {
+    pub const VERSION_IHL: usize = 0;
     pub const TOTAL_LEN: usize = 2;
+    pub const PROTOCOL: usize = 9;
     pub const TTL: usize = 8;
     pub const CHECKSUM: usize = 10;
     pub const SRC: usize = 12;

@@ -12,6 +12,9 @@ pub mod field {
     pub const CHECKSUM: usize = 16;
 }
 
+/// The largest TCP header (data offset 15 words).
+pub const MAX_HEADER_LEN: usize = 60;
+
 pub mod flags {
     pub const FIN: u8 = 0x01;
     pub const SYN: u8 = 0x02;
