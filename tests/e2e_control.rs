@@ -212,12 +212,16 @@ impl Stream {
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
-        std::thread::sleep(Duration::from_millis(200));
-        Stream {
+        let s = Stream {
             stop,
             seen,
             thread: Some(thread),
-        }
+        };
+        // Under way: it has had an answer.
+        testkit::eventually("the stream's first answer", Duration::from_secs(10), || {
+            (s.answers() > 0 || !s.seen.lock().unwrap().1.is_empty()).then_some(())
+        });
+        s
     }
     fn answers(&self) -> usize {
         self.seen.lock().unwrap().0.len()
@@ -296,8 +300,10 @@ fn a_stream_survives_every_kind_of_change() {
     .unwrap();
     let pid = l.t.rvsd_ref(0).pid().unwrap() as i32;
     unsafe { libc::kill(pid, libc::SIGHUP) };
-    std::thread::sleep(Duration::from_millis(400));
-    let log = l.t.rvsd_ref(0).log_text();
+    let log = testkit::eventually("the reload rejected", Duration::from_secs(10), || {
+        let log = l.t.rvsd_ref(0).log_text();
+        log.contains("reload rejected").then_some(log)
+    });
     assert!(
         log.contains("reload rejected")
             && log.contains("persistence.timeout")
@@ -401,7 +407,12 @@ fn metrics_follow_traffic_and_match_rvsadm() {
     tally(&get_many(&l.client.ns, v4(VIP, 80), 12));
     // Closing handshakes may still be in flight: wait until two scrapes agree.
     let mut after = scrape(&l);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the counters never settled"
+        );
         std::thread::sleep(Duration::from_millis(300));
         let again = scrape(&l);
         let body = |t: &str| {

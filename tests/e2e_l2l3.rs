@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 use testkit::{Host, Topology};
 
 const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
@@ -107,8 +108,11 @@ fn traffic_to_addresses_rvsd_does_not_own_is_dropped_and_counted() {
         "-c",
         "for i in 1 2; do echo x > /dev/udp/198.18.0.2/9; done",
     ]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let c = t.rvsd(0).counters();
+    let c = testkit::eventually("the drops counted", Duration::from_secs(10), || {
+        let c = t.rvsd(0).counters();
+        (c.drops("arp_not_ours") >= 1 && c.drops("not_local") >= 3 && c.drops("l4_unhandled") >= 2)
+            .then_some(c)
+    });
     assert!(
         c.drops("arp_not_ours") >= 1,
         "ARP for .99: {:?}",
@@ -143,9 +147,41 @@ fn traffic_to_addresses_rvsd_does_not_own_is_dropped_and_counted() {
 fn two_workers_answer_through_their_own_queues() {
     let (mut t, client, _dir) = setup(2);
     assert!(ping(&client, "198.18.0.2", 5));
+    // Sixteen more sources: the port's rx hash spreads flows over both queues (all on
+    // one queue by chance: 2 in 65536).
+    for i in 0..16 {
+        let src = format!("198.18.0.{}", 160 + i);
+        client.run(&["ip", "addr", "add", &format!("{src}/24"), "dev", "eth0"]);
+        let ok = client
+            .exec(&[
+                "ping",
+                "-c",
+                "2",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "-I",
+                &src,
+                "198.18.0.2",
+            ])
+            .status
+            .success();
+        assert!(ok, "ping from {src}");
+    }
     let c = t.rvsd(0).counters();
     assert_eq!(c.workers.len(), 2);
-    assert!(c.workers.iter().map(|w| w.icmp_echo_replies).sum::<u64>() >= 5);
+    assert!(c.workers.iter().map(|w| w.icmp_echo_replies).sum::<u64>() >= 5 + 32);
+    for (i, w) in c.workers.iter().enumerate() {
+        assert!(
+            w.icmp_echo_replies > 0,
+            "worker {i} answered nothing: {:?}",
+            c.workers
+                .iter()
+                .map(|w| w.icmp_echo_replies)
+                .collect::<Vec<_>>()
+        );
+    }
     let status = t.rvsd(0).status();
     assert!(
         status.ports[0].device.contains("qpairs=2"),
@@ -154,10 +190,25 @@ fn two_workers_answer_through_their_own_queues() {
     );
 }
 
+/// Free 2 MiB hugepages of the machine.
+fn free_hugepages() -> u64 {
+    std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn sigterm_stops_cleanly() {
+    let free_before = free_hugepages();
     let (mut t, client, _dir) = setup(1);
     assert!(ping(&client, "198.18.0.2", 1));
+    // With enough free hugepages (256 MiB: 128) rvsd runs on them (hugepages: auto);
+    // they must all come back when it stops.
+    let used = free_before >= 128 && free_hugepages() < free_before;
+    if free_before >= 128 {
+        assert!(used, "hugepages were free but rvsd did not use them");
+    }
     let st = t.rvsd(0).stop().expect("it was running");
     assert!(st.success(), "exit status {st}");
     let log = t.rvsd(0).log_text();
@@ -165,7 +216,11 @@ fn sigterm_stops_cleanly() {
         log.contains("worker stopped") && log.contains("port stopped and closed"),
         "{log}"
     );
-    // Private EAL memory: no hugepage files exist for this instance.
+    // EAL memory released: every hugepage rvsd held is free again (and, private
+    // memory, no hugepage file names it).
+    testkit::eventually("hugepages returned", Duration::from_secs(5), || {
+        (free_hugepages() >= free_before).then_some(())
+    });
     let leftovers: Vec<_> = std::fs::read_dir("/dev/hugepages")
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -194,10 +249,9 @@ fn sighup_reload_applies_a_valid_file_and_rejects_a_broken_one() {
     )
     .unwrap();
     unsafe { libc::kill(pid, libc::SIGHUP) };
-    let start = std::time::Instant::now();
-    while t.rvsd(0).status().generation < 2 && start.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    testkit::eventually("the reload applied", Duration::from_secs(10), || {
+        (t.rvsd(0).status().generation >= 2).then_some(())
+    });
     assert!(
         ping(&client, "198.18.0.3", 2),
         "the reloaded address answers"
@@ -206,8 +260,10 @@ fn sighup_reload_applies_a_valid_file_and_rejects_a_broken_one() {
     let d = t.rvsd(0);
     std::fs::write(&d.config, cfg.replace("port: lan0 }", "port: lan7 }")).unwrap();
     unsafe { libc::kill(pid, libc::SIGHUP) };
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let log = t.rvsd(0).log_text();
+    let log = testkit::eventually("the reload rejected", Duration::from_secs(10), || {
+        let log = t.rvsd(0).log_text();
+        log.contains("reload rejected").then_some(log)
+    });
     assert!(
         log.contains("reload rejected") && log.contains("routes[0].port") && log.contains(":9:"),
         "{log}"

@@ -40,6 +40,22 @@ pub fn sh(args: &[&str]) -> Output {
 }
 
 /// Fails the test with a clear message unless it can create namespaces and run rvsd.
+/// Polls `check` every 20 ms until it gives a value, and returns it; panics naming
+/// `what` when `deadline` passes first. Tests wait for conditions with this, never
+/// with a fixed sleep.
+pub fn eventually<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if start.elapsed() > deadline {
+            panic!("{what}: not within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -265,6 +281,8 @@ impl Topology {
             .expect("spawn rvsd");
         let mut d = Rvsd {
             child: Some(child),
+            exit: None,
+            must_exit_cleanly: true,
             socket,
             config: cfg_path,
             log,
@@ -292,14 +310,21 @@ impl Default for Topology {
 impl Drop for Topology {
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
+        let mut unclean = Vec::new();
         for d in &mut self.daemons {
-            d.stop();
+            let status = d.stop().or(d.exit);
+            let log = std::fs::read_to_string(&d.log).unwrap_or_default();
             if panicking {
-                eprintln!(
-                    "---- {} ----\n{}",
-                    d.log.display(),
-                    std::fs::read_to_string(&d.log).unwrap_or_default()
-                );
+                eprintln!("---- {} ----\n{log}", d.log.display());
+            } else if d.must_exit_cleanly
+                && (status.is_some_and(|s| !s.success()) || log.contains("panicked"))
+            {
+                // A worker that panicked after the last traffic check would otherwise
+                // go unnoticed.
+                unclean.push(format!(
+                    "rvsd did not exit cleanly ({status:?}):\n---- {} ----\n{log}",
+                    d.log.display()
+                ));
             }
         }
         for h in &self.hosts {
@@ -309,12 +334,20 @@ impl Drop for Topology {
             .args(["netns", "del", &self.bridge_ns])
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if !unclean.is_empty() {
+            panic!("{}", unclean.join("\n"));
+        }
     }
 }
 
 /// A running rvsd.
 pub struct Rvsd {
     child: Option<Child>,
+    /// How it exited, when a test stopped it.
+    exit: Option<std::process::ExitStatus>,
+    /// Teardown fails the test when rvsd exits with an error or panicked; tests that
+    /// kill or break rvsd on purpose turn this off.
+    pub must_exit_cleanly: bool,
     pub socket: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
@@ -372,12 +405,15 @@ impl Rvsd {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(15) {
             if let Ok(Some(st)) = c.try_wait() {
+                self.exit = Some(st);
                 return Some(st);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = c.kill();
-        c.wait().ok()
+        let st = c.wait().ok();
+        self.exit = st;
+        st
     }
 
     /// Replaces the config file with `text` (`{SOCKET}` filled in as at start), sends

@@ -33,7 +33,9 @@ pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static
 }
 
 /// An HTTP server answering every request with `name`, keeping connections open
-/// (HTTP/1.1 keep-alive) until the client closes them. Stops when dropped.
+/// (HTTP/1.1 keep-alive) until the client closes them, or closing after the answer when
+/// the request says `Connection: close` (or is HTTP/1.0 without keep-alive), as a real
+/// web server does. Stops when dropped.
 pub struct HttpServer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -84,8 +86,8 @@ impl HttpServer {
     }
 }
 
-/// Answers HTTP requests on one connection with `name` until the client closes it or
-/// `stop` is set.
+/// Answers HTTP requests on one connection with `name` until the client closes it, a
+/// request asks to close it, or `stop` is set.
 pub fn serve(s: TcpStream, name: &str, stop: &AtomicBool) {
     s.set_nonblocking(false).ok();
     s.set_read_timeout(Some(Duration::from_millis(200))).ok();
@@ -93,6 +95,7 @@ pub fn serve(s: TcpStream, name: &str, stop: &AtomicBool) {
     let mut w = s;
     let mut line = String::new();
     let mut in_request = false;
+    let mut close = false;
     while !stop.load(Ordering::Relaxed) {
         line.clear();
         match r.read_line(&mut line) {
@@ -101,13 +104,26 @@ pub fn serve(s: TcpStream, name: &str, stop: &AtomicBool) {
                 if line == "\r\n" || line == "\n" {
                     if in_request {
                         let body = format!("{name}\n");
-                        let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}", body.len());
-                        if w.write_all(resp.as_bytes()).is_err() {
+                        let conn = if close { "close" } else { "keep-alive" };
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: {conn}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if w.write_all(resp.as_bytes()).is_err() || close {
+                            let _ = w.shutdown(std::net::Shutdown::Both);
                             return;
                         }
                     }
                     in_request = false;
                 } else {
+                    if !in_request {
+                        // The request line: HTTP/1.0 closes unless asked not to.
+                        close = line.trim_end().ends_with("HTTP/1.0");
+                    }
+                    let l = line.to_ascii_lowercase();
+                    if let Some(v) = l.strip_prefix("connection:") {
+                        close = v.contains("close") || (close && !v.contains("keep-alive"));
+                    }
                     in_request = true;
                 }
             }
@@ -344,4 +360,57 @@ pub fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
 
 pub fn v4(a: &str, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(a.parse::<Ipv4Addr>().expect("address"), port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One request on a fresh connection to a server on loopback; the answer and
+    /// whether the server then closed the connection.
+    fn ask(addr: SocketAddr, request: &str) -> (String, bool) {
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        c.write_all(request.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        let closed = loop {
+            match c.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => break false,
+            }
+        };
+        (String::from_utf8_lossy(&got).into_owned(), closed)
+    }
+
+    #[test]
+    fn connection_close_is_honoured_and_keep_alive_is_the_default() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            for s in l.incoming().take(3) {
+                serve(s.unwrap(), "rs1", &stop2);
+            }
+        });
+        let (a, closed) = ask(
+            addr,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(
+            a.contains("Connection: close") && a.ends_with("rs1\n"),
+            "{a}"
+        );
+        assert!(closed, "closed after the answer");
+        let (a, closed) = ask(addr, "GET / HTTP/1.0\r\n\r\n");
+        assert!(a.contains("Connection: close") && closed, "{a}");
+        let (a, closed) = ask(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(a.contains("Connection: keep-alive"), "{a}");
+        assert!(!closed, "kept open for the next request");
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+    }
 }
