@@ -216,8 +216,8 @@ def main():
     w("This machine is a shared VM: repeated runs moved testpmd 5tswap between 12.3 and 18.3 Mpps and rvs")
     w("DR between 5.2 and 7.5 Mpps, so compare the paired ratios rather than absolute numbers across runs.\n")
     w("rvs's own cost per packet without DPDK is the `worker_path_1k_flows` micro-benchmark above;")
-    w("its instructions per packet, counted by callgrind (`rvs-bench instructions`), do not move with")
-    w("the noise:\n")
+    w("its instructions per packet, counted by callgrind (`rvs-bench instructions`) on the workers' own")
+    w("loop (`WorkerCore::poll`, as rvsd runs it, fed from memory), do not move with the noise:\n")
     ins = RES / "instructions.json"
     if ins.exists():
         per = json.loads(ins.read_text())["instructions_per_packet"]

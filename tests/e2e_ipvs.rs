@@ -296,6 +296,48 @@ fn two_workers_nat_and_fullnat_use_the_redirect_rings() {
     assert_eq!(c.drops("redirect_full"), 0);
 }
 
+/// ICMP errors about a connection cross the director translated (the kernel's
+/// ip_vs_out_icmp): a UDP datagram to a real-server port where nothing listens brings
+/// that server's "port unreachable" back to the client as if from the VIP. The client's
+/// connected socket then fails with ECONNREFUSED, which its kernel reports only when the
+/// quoted packet names the VIP:port it sent to: outer addresses, quoted addresses and
+/// ports and every checksum must all have been rewritten right. NAT and FULLNAT.
+fn icmp_errors_reach_the_client_translated(workers: usize) {
+    for (mode, fwd, extra) in [
+        (Mode::Nat, "nat", ""),
+        (
+            Mode::FullNat,
+            "fullnat",
+            "    local_addresses: [\"198.18.0.3\"]\n",
+        ),
+    ] {
+        let svc = format!(
+            "  - vip: \"{VIP}:53\"\n    protocol: udp\n    scheduler: rr\n{extra}    real_servers:\n      - {{ address: \"198.18.0.11:5353\", forward: {fwd} }}\n"
+        );
+        let l = lab(mode, &svc, workers);
+        let refused = net::in_ns(&l.client.ns, || {
+            let s = std::net::UdpSocket::bind("198.18.1.1:0").expect("bind");
+            s.connect(v4(VIP, 53)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            // A few tries: the first datagram may wait for ARP on the way.
+            (0..10).any(|_| {
+                let _ = s.send(b"query");
+                matches!(s.recv(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+            })
+        });
+        assert!(
+            refused,
+            "{fwd}: the client's socket never saw the translated port unreachable"
+        );
+        // The datagrams themselves were forwarded to the real server (and answered
+        // there by its kernel), not dropped by the director.
+        let c = l.t.rvsd_ref(0).counters();
+        assert_eq!(c.drops("no_dest") + c.drops("l4_malformed"), 0, "{fwd}");
+    }
+}
+
 /// Each scenario with one worker and with two.
 macro_rules! with_workers {
     ($($name:ident),*) => {$(
@@ -319,5 +361,6 @@ with_workers!(
     fullnat_sources_from_the_lip_and_carries_toa,
     persistence_keeps_a_client_on_one_server,
     weight_zero_keeps_existing_connections_and_gets_no_new_ones,
-    tun_encapsulates_toward_the_real_server
+    tun_encapsulates_toward_the_real_server,
+    icmp_errors_reach_the_client_translated
 );
