@@ -89,3 +89,22 @@ impl Command {
         )
     }
 }
+
+/// Lines of a services(5) file (netbase's /etc/services, in the IANA format): the tests
+/// of both directions (names to ports, ports to names) read these instead of whatever
+/// /etc/services the machine has.
+#[cfg(test)]
+pub(crate) const SERVICES_TEXT: &str = "\
+# Network services, Internet style
+#
+tcpmux\t\t1/tcp\t\t\t\t# TCP port service multiplexer
+ftp\t\t21/tcp
+ssh\t\t22/tcp\t\t\t\t# SSH Remote Login Protocol
+smtp\t\t25/tcp\t\tmail
+domain\t\t53/tcp\t\t\t\t# Domain Name Server
+domain\t\t53/udp
+http\t\t80/tcp\t\twww\t\t# WorldWideWeb HTTP
+https\t\t443/tcp\t\t\t\t# http protocol over TLS/SSL
+https\t\t443/udp\t\t\t\t# HTTP/3
+http-alt\t8080/tcp\twebcache\t# WWW caching service
+";

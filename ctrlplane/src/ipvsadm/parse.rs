@@ -667,30 +667,14 @@ mod tests {
         assert_eq!(parse_line("# comment").unwrap(), None);
     }
 
-    /// Lines of a services(5) file (netbase's /etc/services, in the IANA format).
-    const SERVICES_TEXT: &str = "\
-# Network services, Internet style
-#
-tcpmux\t\t1/tcp\t\t\t\t# TCP port service multiplexer
-ftp\t\t21/tcp
-ssh\t\t22/tcp\t\t\t\t# SSH Remote Login Protocol
-smtp\t\t25/tcp\t\tmail
-domain\t\t53/tcp\t\t\t\t# Domain Name Server
-domain\t\t53/udp
-http\t\t80/tcp\t\twww\t\t# WorldWideWeb HTTP
-https\t\t443/tcp\t\t\t\t# http protocol over TLS/SSL
-https\t\t443/udp\t\t\t\t# HTTP/3
-http-alt\t8080/tcp\twebcache\t# WWW caching service
-";
-
     fn with_services(s: &str) -> Result<Command, ParseError> {
         let args: Vec<String> = s.split_whitespace().map(str::to_string).collect();
-        parse_with(&args, &|| Some(SERVICES_TEXT.to_string()))
+        parse_with(&args, &|| Some(crate::ipvsadm::SERVICES_TEXT.to_string()))
     }
 
     #[test]
     fn ports_by_name_in_a_services_text() {
-        let t = SERVICES_TEXT;
+        let t = crate::ipvsadm::SERVICES_TEXT;
         assert_eq!(port_by_name(t, "http", Proto::Tcp), Some(80));
         assert_eq!(port_by_name(t, "www", Proto::Tcp), Some(80), "an alias");
         assert_eq!(port_by_name(t, "webcache", Proto::Tcp), Some(8080));

@@ -293,23 +293,9 @@ fn save_rules() {
     );
 }
 
-/// Lines of a services(5) file (netbase's /etc/services, in the IANA format).
-const SERVICES_TEXT: &str = "\
-# Network services, Internet style
-#
-tcpmux\t\t1/tcp\t\t\t\t# TCP port service multiplexer
-ssh\t\t22/tcp\t\t\t\t# SSH Remote Login Protocol
-domain\t\t53/tcp\t\t\t\t# Domain Name Server
-domain\t\t53/udp
-http\t\t80/tcp\t\twww\t\t# WorldWideWeb HTTP
-https\t\t443/tcp\t\t\t\t# http protocol over TLS/SSL
-https\t\t443/udp\t\t\t\t# HTTP/3
-http-alt\t8080/tcp\twebcache\t# WWW caching service
-";
-
 #[test]
 fn port_names_from_a_services_text() {
-    let t = SERVICES_TEXT;
+    let t = crate::ipvsadm::SERVICES_TEXT;
     assert_eq!(port_name_in(t, 80, Proto::Tcp).as_deref(), Some("http"));
     assert_eq!(
         port_name_in(t, 8080, Proto::Tcp).as_deref(),
@@ -333,7 +319,7 @@ fn names_without_numeric() {
             port,
             proto,
             numeric,
-            |p, pr| port_name_in(SERVICES_TEXT, p, pr),
+            |p, pr| port_name_in(crate::ipvsadm::SERVICES_TEXT, p, pr),
         )
     };
     assert_eq!(named(80, Proto::Tcp, false), "192.0.2.10:http");
