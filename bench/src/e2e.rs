@@ -18,6 +18,10 @@ pub const FLOOD_PPS: u64 = 50_000;
 
 #[derive(Serialize, Clone, Debug)]
 pub struct Load {
+    /// Requests wrk completed.
+    pub requests: u64,
+    /// Connections the real servers accepted during the load.
+    pub connections: u64,
     pub requests_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -83,6 +87,8 @@ pub fn parse_wrk(out: &str) -> Result<Load> {
         }
     };
     let mut l = Load {
+        requests: 0,
+        connections: 0,
         requests_per_s: 0.0,
         p50_ms: 0.0,
         p99_ms: 0.0,
@@ -90,7 +96,9 @@ pub fn parse_wrk(out: &str) -> Result<Load> {
     };
     for line in out.lines() {
         let t = line.trim();
-        if let Some(v) = t.strip_prefix("Requests/sec:") {
+        if let Some((n, _)) = t.split_once(" requests in ") {
+            l.requests = n.trim().parse().unwrap_or(0);
+        } else if let Some(v) = t.strip_prefix("Requests/sec:") {
             l.requests_per_s = v.trim().parse().unwrap_or(0.0);
         } else if let Some(v) = t.strip_prefix("50%") {
             l.p50_ms = ms(v);
@@ -110,6 +118,21 @@ pub fn parse_wrk(out: &str) -> Result<Load> {
         bail!("wrk printed no rate:\n{out}");
     }
     Ok(l)
+}
+
+/// A fresh-connection load must have opened about one connection per request: wrk
+/// opens a new one only when an answer says `Connection: close`, so a server that
+/// keeps connections open turns a "fresh" load into keep-alive. Refuses to report
+/// otherwise. (5% slack for requests still in flight when the servers were counted.)
+pub fn check_fresh(l: &Load) -> Result<()> {
+    if (l.connections as f64) < 0.95 * l.requests as f64 {
+        bail!(
+            "the fresh load reused connections: {} requests over {} accepted connections; not reporting it",
+            l.requests,
+            l.connections
+        );
+    }
+    Ok(())
 }
 
 fn wrk(client: &Host, url: &str, fresh: bool, secs: u32) -> Result<Load> {
@@ -132,7 +155,7 @@ struct Lab {
     lb: Host,
     attacker: Host,
     rs: Vec<Host>,
-    _servers: Vec<HttpServer>,
+    servers: Vec<HttpServer>,
 }
 
 fn lab() -> Lab {
@@ -154,7 +177,7 @@ fn lab() -> Lab {
         lb,
         attacker,
         rs,
-        _servers: servers,
+        servers,
     }
 }
 
@@ -184,6 +207,20 @@ fn under_flood(l: &Lab, url: &str, secs: u32) -> Result<(Load, f64)> {
 }
 
 impl Lab {
+    /// Connections the real servers have accepted so far.
+    fn accepted(&self) -> u64 {
+        self.servers
+            .iter()
+            .map(|s| s.peers.lock().map_or(0, |p| p.len() as u64))
+            .sum()
+    }
+    /// Runs a load and records the connections the real servers accepted meanwhile.
+    fn counted(&self, load: impl FnOnce() -> Result<Load>) -> Result<Load> {
+        let before = self.accepted();
+        let mut l = load()?;
+        l.connections = self.accepted() - before;
+        Ok(l)
+    }
     fn lb_mac(&self) -> Result<dataplane::packet::MacAddr> {
         self.lb.mac.parse().map_err(|e| anyhow::anyhow!("{e}"))
     }
@@ -211,11 +248,18 @@ pub fn run(rvsd: &Path, secs: u32, only: Option<&str>) -> Result<Vec<Target>> {
         None => true,
     };
     let measure = |name: &str, url: &str, l: &Lab, flood: bool| -> Result<Target> {
-        let keepalive = wrk(&l.client, url, false, secs)?;
-        let fresh = wrk(&l.client, url, true, secs)?;
+        let keepalive = l.counted(|| wrk(&l.client, url, false, secs))?;
+        let fresh = l.counted(|| wrk(&l.client, url, true, secs))?;
+        check_fresh(&fresh).with_context(|| format!("{name}: fresh"))?;
         let (fresh_under_synflood, flood_pps) = if flood {
-            let (a, b) = under_flood(l, url, secs)?;
-            (Some(a), Some(b))
+            let mut pps = 0.0;
+            let a = l.counted(|| {
+                let (a, b) = under_flood(l, url, secs)?;
+                pps = b;
+                Ok(a)
+            })?;
+            check_fresh(&a).with_context(|| format!("{name}: fresh under flood"))?;
+            (Some(a), Some(pps))
         } else {
             (None, None)
         };
@@ -323,12 +367,31 @@ mod tests {
         assert_eq!(l.p50_ms, 0.75);
         assert_eq!(l.p99_ms, 2.5);
         assert_eq!(l.errors, 5);
+        assert_eq!(l.requests, 98765);
         assert!(super::parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn a_fresh_load_that_reused_connections_is_refused() {
+        let load = |requests, connections| super::Load {
+            requests,
+            connections,
+            requests_per_s: 1.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            errors: 0,
+        };
+        // The old test server: ~94,000 requests over 5 connections.
+        assert!(super::check_fresh(&load(94_000, 5)).is_err());
+        assert!(super::check_fresh(&load(1000, 990)).is_ok());
+        assert!(super::check_fresh(&load(1000, 900)).is_err());
     }
 
     #[test]
     fn medians_over_rounds() {
         let load = |r: f64| super::Load {
+            requests: 0,
+            connections: 0,
             requests_per_s: r,
             p50_ms: r / 1000.0,
             p99_ms: 0.0,

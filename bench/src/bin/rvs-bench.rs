@@ -615,7 +615,8 @@ fn main() -> Result<()> {
                 all.push(rvs_bench::e2e::run(&rvsd, secs, only)?);
             }
             let targets = rvs_bench::e2e::median_targets(&all);
-            let report = serde_json::json!({ "machine": machine(), "seconds_per_load": secs, "rounds": rounds, "wrk": "1 thread, 16 connections", "flood_pps_target": rvs_bench::e2e::FLOOD_PPS, "targets": targets });
+            // The medians, and every round they come from.
+            let report = serde_json::json!({ "machine": machine(), "seconds_per_load": secs, "rounds": rounds, "wrk": "1 thread, 16 connections", "flood_pps_target": rvs_bench::e2e::FLOOD_PPS, "targets": targets, "every_round": all });
             std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
             eprintln!("wrote {}", out.display());
             Ok(())
