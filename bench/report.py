@@ -153,8 +153,9 @@ def main():
         ts = e["targets"]
         direct = next((t for t in ts if t["name"] == "direct"), None)
         w("## End to end, side by side (HTTP through each load balancer)\n")
-        w(f"Same client, real servers and namespaces; wrk ({e['wrk']}, {e['seconds_per_load']} s per load); every figure is the median of {e.get('rounds', 1)} rounds, each round measuring every target in turn. Fresh = `Connection: close`, a new TCP connection per request. Under flood: the fresh load while an attacker namespace sends {e.get('flood_pps_target', 50000):,} SYN/s from random sources in 198.19.0.0/16 at the VIP (the kernel paths push back on the sender, so the rate they actually received is shown).\n")
-        w("| target | keep-alive req/s | vs direct | p50 / p99 ms | fresh req/s | vs direct | p50 / p99 ms | under flood req/s | p99 ms | legit success | flood received pps |")
+        w(f"Same client, real servers and namespaces; wrk ({e['wrk']}, {e['seconds_per_load']} s per load); every figure is the median of {e.get('rounds', 1)} rounds, each round measuring every target in turn. Fresh = `Connection: close`, a new TCP connection per request. Under flood: the fresh load while an attacker namespace sends {e.get('flood_pps_target', 50000):,} SYN/s from random sources in 198.19.0.0/16 at the VIP. " + ("The flood column is the rate that landed: an nftables counter at the load balancer's interface (netdev ingress, before anything can drop it), the same for every target; every fresh load opened a connection per request (checked before it was recorded).\n" if "every_round" in e else "(These results predate the landed-flood counter and the fresh-load check: the flood column is the attacker's send rate, and the fresh loads reused connections.)\n"))
+        flood_col = "flood landed pps" if "every_round" in e else "flood sent pps"
+        w(f"| target | keep-alive req/s | vs direct | p50 / p99 ms | fresh req/s | vs direct | p50 / p99 ms | under flood req/s | p99 ms | legit success | {flood_col} |")
         w("|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|")
         for tg in ts:
             k, f, fl = tg["keepalive"], tg["fresh"], tg.get("fresh_under_synflood")

@@ -120,6 +120,12 @@ pub fn parse_wrk(out: &str) -> Result<Load> {
     Ok(l)
 }
 
+/// The packets of the first `counter packets N` in `nft list` output.
+fn landed_packets(nft: &str) -> Option<u64> {
+    let rest = nft.split("counter packets ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// A fresh-connection load must have opened about one connection per request: wrk
 /// opens a new one only when an answer says `Connection: close`, so a server that
 /// keeps connections open turns a "fresh" load into keep-alive. Refuses to report
@@ -197,14 +203,20 @@ fn under_flood(l: &Lab, url: &str, secs: u32) -> Result<(Load, f64)> {
         src_mac: dataplane::packet::MacAddr([2, 0, 0, 0, 0, 0x66]),
     };
     crate::trace::generate(&spec, |f| frames.push(f.to_vec()));
+    l.landed_counter(true)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flood = testkit::net::blast(&l.attacker.ns, "eth0", frames, FLOOD_PPS, stop.clone());
     let start = std::time::Instant::now();
     let load = wrk(&l.client, url, true, secs);
     stop.store(true, Ordering::Relaxed);
-    let sent = flood.join().map_err(|_| anyhow::anyhow!("flood thread"))?;
-    Ok((load?, sent as f64 / start.elapsed().as_secs_f64()))
+    flood.join().map_err(|_| anyhow::anyhow!("flood thread"))?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let landed = l.landed_counter(false)?;
+    Ok((load?, landed as f64 / elapsed))
 }
+
+/// The flood's source range (trace::Profile::Synflood).
+const FLOOD_SOURCES: &str = "198.19.0.0/16";
 
 impl Lab {
     /// Connections the real servers have accepted so far.
@@ -221,6 +233,33 @@ impl Lab {
         l.connections = self.accepted() - before;
         Ok(l)
     }
+    /// Counts the flood where it lands, the same way for every target: an nftables
+    /// counter on the load balancer's interface at the netdev ingress hook, which sees
+    /// every frame the veth delivers (packet sockets, rvs's af_packet and af_xdp's
+    /// generic path included) before anything can drop it. `start` sets it up; otherwise
+    /// it is read (flood packets that landed) and removed.
+    fn landed_counter(&self, start: bool) -> Result<u64> {
+        if start {
+            let rules = format!(
+                "table netdev rvsbench_flood {{\n chain landed {{\n  type filter hook ingress device eth0 priority -500;\n  ip saddr {FLOOD_SOURCES} counter\n }}\n}}\n"
+            );
+            let f = self.t.dir.join("flood-counter.nft");
+            std::fs::write(&f, rules)?;
+            let out = self.lb.exec(&["nft", "-f", f.to_str().unwrap_or_default()]);
+            if !out.status.success() {
+                bail!("nft counter: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            return Ok(0);
+        }
+        let out = self
+            .lb
+            .run(&["nft", "list", "table", "netdev", "rvsbench_flood"]);
+        let _ = self
+            .lb
+            .exec(&["nft", "delete", "table", "netdev", "rvsbench_flood"]);
+        landed_packets(&out).with_context(|| format!("no flood counter in:\n{out}"))
+    }
+
     fn lb_mac(&self) -> Result<dataplane::packet::MacAddr> {
         self.lb.mac.parse().map_err(|e| anyhow::anyhow!("{e}"))
     }
@@ -369,6 +408,13 @@ mod tests {
         assert_eq!(l.errors, 5);
         assert_eq!(l.requests, 98765);
         assert!(super::parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn the_landed_flood_is_read_from_the_counter() {
+        let out = "table netdev rvsbench_flood {\n\tchain landed {\n\t\ttype filter hook ingress device \"eth0\" priority -500; policy accept;\n\t\tip saddr 198.19.0.0/16 counter packets 149873 bytes 8992380\n\t}\n}\n";
+        assert_eq!(super::landed_packets(out), Some(149_873));
+        assert_eq!(super::landed_packets("table netdev x {}"), None);
     }
 
     #[test]
