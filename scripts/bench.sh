@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib
-for p in wrk haproxy nftables valgrind; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null; done
+for p in wrk haproxy nftables valgrind nginx-light; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null; done
 # HAProxy only runs inside the benchmark's namespace.
 systemctl disable --now haproxy >/dev/null 2>&1 || true
 

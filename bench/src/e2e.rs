@@ -1,15 +1,15 @@
-//! End to end, side by side: the same client, real servers and network namespaces, with
-//! the load balancer's place taken in turn by nothing (direct to one real server), rvs,
-//! the kernel's nftables DNAT (numgen round robin) and HAProxy in mode tcp. wrk measures
-//! keep-alive and fresh-connection HTTP loads; a SYN flood from an attacker namespace
-//! runs during a second fresh-connection load.
+//! End to end, side by side: the same client, real servers (nginx from Debian, one
+//! worker each, access log off) and network namespaces, with the load balancer's place
+//! taken in turn by nothing (direct to one real server), rvs, the kernel's nftables DNAT
+//! (numgen round robin) and HAProxy in mode tcp. wrk measures keep-alive and
+//! fresh-connection HTTP loads; a SYN flood from an attacker namespace runs during a
+//! second fresh-connection load.
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use testkit::net::HttpServer;
 use testkit::{Host, Topology};
 
 pub const VIP: &str = "198.18.1.100";
@@ -20,7 +20,8 @@ pub const FLOOD_PPS: u64 = 50_000;
 pub struct Load {
     /// Requests wrk completed.
     pub requests: u64,
-    /// Connections the real servers accepted during the load.
+    /// Connections the real servers accepted during the load (their kernels'
+    /// TcpPassiveOpens: completed handshakes).
     pub connections: u64,
     pub requests_per_s: f64,
     pub p50_ms: f64,
@@ -161,10 +162,65 @@ struct Lab {
     lb: Host,
     attacker: Host,
     rs: Vec<Host>,
-    servers: Vec<HttpServer>,
+    _servers: Vec<Nginx>,
 }
 
-fn lab() -> Lab {
+/// nginx answering every request with its real server's name, in that server's
+/// namespace; stopped when dropped.
+struct Nginx(std::process::Child);
+
+impl Nginx {
+    fn start(dir: &Path, h: &Host, addr: &str, name: &str) -> Result<Nginx> {
+        let d = dir.join(format!("nginx-{name}"));
+        std::fs::create_dir_all(&d)?;
+        let p = d.display();
+        // One worker per server (three servers, a client and a load balancer share two
+        // cores); keep-alive connections live as long as the load does.
+        let conf = format!(
+            "user root;\nworker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{ worker_connections 8192; }}\nhttp {{\n access_log off;\n keepalive_requests 100000000;\n client_body_temp_path {p}/body;\n proxy_temp_path {p}/proxy;\n fastcgi_temp_path {p}/fastcgi;\n uwsgi_temp_path {p}/uwsgi;\n scgi_temp_path {p}/scgi;\n server {{\n  listen {addr}:80 backlog=4096;\n  location / {{ default_type text/plain; return 200 \"{name}\\n\"; }}\n }}\n}}\n"
+        );
+        let cf = d.join("nginx.conf");
+        std::fs::write(&cf, conf)?;
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &h.ns, "nginx", "-c"])
+            .arg(&cf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(d.join("stderr.log"))?)
+            .spawn()
+            .context("nginx (apt-get install nginx-light)")?;
+        let n = Nginx(child);
+        // Up when it answers.
+        let url = format!("http://{addr}/");
+        testkit::eventually(
+            &format!("nginx on {addr}"),
+            std::time::Duration::from_secs(10),
+            || {
+                let out = h.exec(&["curl", "-s", "-m", "1", &url]);
+                (String::from_utf8_lossy(&out.stdout).trim() == name).then_some(())
+            },
+        );
+        Ok(n)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // `ip netns exec` execs nginx: the child is nginx's master.
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// TcpPassiveOpens (completed passive handshakes) in a namespace's /proc/net/snmp.
+fn passive_opens(snmp: &str) -> Option<u64> {
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let i = names.split_whitespace().position(|n| n == "PassiveOpens")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+fn lab() -> Result<Lab> {
     let mut t = Topology::new();
     let client = t.add_host("client", Some("198.18.1.1/24"));
     client.run(&["ip", "route", "add", "default", "via", "198.18.1.2"]);
@@ -172,19 +228,31 @@ fn lab() -> Lab {
     client.run(&["ip", "route", "add", "198.18.0.0/24", "dev", "eth0"]);
     let attacker = t.add_host("attack", Some("198.18.1.66/24"));
     let lb = t.add_host("lb", None);
-    let (rs, servers) = testkit::lab::real_servers(&mut t, testkit::lab::Mode::Nat);
+    let rs = testkit::lab::real_server_hosts(&mut t, testkit::lab::Mode::Nat);
     for h in &rs {
         // The client subnet is on the same segment for direct access replies.
         h.run(&["ip", "route", "add", "198.18.1.1/32", "dev", "eth0"]);
     }
-    Lab {
+    let servers = rs
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            Nginx::start(
+                &t.dir,
+                h,
+                &format!("198.18.0.{}", 11 + i),
+                &format!("rs{}", i + 1),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Lab {
         t,
         client,
         lb,
         attacker,
         rs,
-        servers,
-    }
+        _servers: servers,
+    })
 }
 
 /// Runs the fresh-connection load while the attacker floods SYNs at the VIP.
@@ -219,11 +287,11 @@ fn under_flood(l: &Lab, url: &str, secs: u32) -> Result<(Load, f64)> {
 const FLOOD_SOURCES: &str = "198.19.0.0/16";
 
 impl Lab {
-    /// Connections the real servers have accepted so far.
+    /// Connections the real servers' kernels have accepted so far.
     fn accepted(&self) -> u64 {
-        self.servers
+        self.rs
             .iter()
-            .map(|s| s.peers.lock().map_or(0, |p| p.len() as u64))
+            .filter_map(|h| passive_opens(&h.run(&["cat", "/proc/net/snmp"])))
             .sum()
     }
     /// Runs a load and records the connections the real servers accepted meanwhile.
@@ -279,7 +347,7 @@ impl Lab {
 /// Measures every target, or with `only` (comma-separated) those whose name contains
 /// one of its words (A/B runs).
 pub fn run(rvsd: &Path, secs: u32, only: Option<&str>) -> Result<Vec<Target>> {
-    let mut l = lab();
+    let mut l = lab()?;
     let url = format!("http://{VIP}/");
     let mut out = Vec::new();
     let wanted = |name: &str| match only {
@@ -408,6 +476,13 @@ mod tests {
         assert_eq!(l.errors, 5);
         assert_eq!(l.requests, 98765);
         assert!(super::parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn passive_opens_are_read_from_snmp() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 2 64\nTcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails\nTcp: 1 200 120000 -1 12 34567 0\nUdp: InDatagrams\nUdp: 5\n";
+        assert_eq!(super::passive_opens(snmp), Some(34_567));
+        assert_eq!(super::passive_opens("Ip: x\nIp: 1\n"), None);
     }
 
     #[test]

@@ -29,8 +29,26 @@ pub enum Mode {
 /// Adds the three real servers rs1-3 (198.18.0.11-13), set up for `mode`, each answering
 /// HTTP on port 80 with its name.
 pub fn real_servers(t: &mut Topology, mode: Mode) -> (Vec<Host>, Vec<HttpServer>) {
+    let rs = real_server_hosts(t, mode);
+    let servers = rs
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let bind = if mode == Mode::Dr {
+                v4("0.0.0.0", 80)
+            } else {
+                v4(&format!("198.18.0.{}", 11 + i), 80)
+            };
+            HttpServer::start(&h.ns, bind, &format!("rs{}", i + 1))
+        })
+        .collect();
+    (rs, servers)
+}
+
+/// The hosts of `real_servers`, addressed and routed for `mode`, with nothing listening
+/// yet (a benchmark puts its own web server there).
+pub fn real_server_hosts(t: &mut Topology, mode: Mode) -> Vec<Host> {
     let mut rs = Vec::new();
-    let mut servers = Vec::new();
     for i in 0..3 {
         let h = t.add_host(
             &format!("rs{}", i + 1),
@@ -55,15 +73,9 @@ pub fn real_servers(t: &mut Topology, mode: Mode) -> (Vec<Host>, Vec<HttpServer>
             }
             Mode::FullNat => {} // no route to the client subnet at all
         }
-        let bind = if mode == Mode::Dr {
-            v4("0.0.0.0", 80)
-        } else {
-            v4(&format!("198.18.0.{}", 11 + i), 80)
-        };
-        servers.push(HttpServer::start(&h.ns, bind, &format!("rs{}", i + 1)));
         rs.push(h);
     }
-    (rs, servers)
+    rs
 }
 
 /// Builds the topology, configures the real servers for `mode` and starts `rvsd` with
