@@ -149,14 +149,12 @@ def main():
     w("`bash scripts/bench.sh` (as root, on a fresh clone).\n")
     w("## The machine\n")
     w(f"- CPU: {m['cpu']} ({m['cores']} cores seen), {m['memory_gib']} GiB")
-    w(f"- Kernel {m['kernel']}, DPDK {m['dpdk']}")
-    w("- A 2-core virtual machine without a NIC: traffic is a pcap trace replayed by `net_pcap`")
-    w("  (`infinite_rx=1`) and sent to `net_null` (`no-rx=1`). testpmd runs on the same trace and")
-    w("  vdevs in the same run: that is the limit every rvs figure is compared with.")
-    w("- The VM's speed drifts by about ±15% within minutes, so every rvs measurement is paired")
-    w("  with a testpmd 5tswap measurement taken right before it; an rvs row shows the median rate")
-    w("  and the median ratio over its pairs (each pair's ratio is in the note), and the 5tswap row")
-    w("  the median of all its runs on that trace.\n")
+    w(f"- Kernel {m['kernel']}, DPDK {m['dpdk']}\n")
+    # Prose about the machine and published figures: a dated, hand-written note.
+    notes = RES / "NOTES.md"
+    if notes.exists():
+        text = notes.read_text()
+        w(text[text.index("-->") + 3:].strip() + "\n")
     w("## Per-core throughput (64-byte frames)\n")
     w("| program | mode | flows | workers | Mpps | ns/packet | vs testpmd 5tswap | note |")
     w("|---|---|---:|---:|---:|---:|---:|---|")
@@ -230,21 +228,15 @@ def main():
                 rows.append((f"e2e {kind}: {rv['name']} ≥ nftables DNAT and > HAProxy (req/s)", f"{a:,.0f} vs {n:,.0f} and {h:,.0f}", verdict))
     if t.get("cps"):
         rows.append(("new connections ≥ 1 M/s per worker", f"{t['cps'] / 1e6:.2f} M/s", "met" if t["cps"] >= 1e6 else "missed"))
-    rows.append(("≤ 128 bytes per tracked connection, indexes included", "72 B (64-byte entry + 8 B of IN/OUT index)", "met"))
+    if t.get("bytes_per_connection"):
+        b = t["bytes_per_connection"]
+        rows.append(("≤ 128 bytes per tracked connection, indexes included", f"{b} B", "met" if b <= 128 else "missed"))
     w("| target | measured | |")
     w("|---|---|---|")
     for r in rows:
         w(f"| {r[0]} | {r[1]} | {r[2]} |")
     w("")
-    w("## Published anchors (not measured here)\n")
-    w("These come from other machines and NICs; they are context, not comparisons:")
-    w("- DPVS v1.9.2 FullNAT, E5-2650 v4, 10G X540: 2.9 Mpps UDP on 1 worker, 9.2 Mpps on 4 (NIC bound); 200k TCP CPS on 1 worker, 1.24M on 10 workers.")
-    w("- Katran (XDP, DR/IPIP): 5.2 Mpps on 1 core to 29.3 Mpps on 6 (Xeon E5-1650 v4, 100G); IPVS on the same host 1.2 Mpps/core.")
-    w("- Maglev: ~350 ns per packet per thread. testpmd MAC-swap ~22-24 Mpps per core on the XDP paper's host.")
-    w("- 10GbE line rate with 64 B frames = 14.88 Mpps (67.2 ns per packet).\n")
-    w("Same-machine comparisons are only the tables above (rvs vs testpmd on the same trace and vdevs, one run).")
-    w("This machine is a shared VM: repeated runs moved testpmd 5tswap between 12.3 and 18.3 Mpps and rvs")
-    w("DR between 5.2 and 7.5 Mpps, so compare the paired ratios rather than absolute numbers across runs.\n")
+    w("## rvs's own cost\n")
     w("rvs's own cost per packet without DPDK is the `worker_path_1k_flows` micro-benchmark above;")
     w("its instructions per packet, counted by callgrind (`rvs-bench instructions`) on the workers' own")
     w("loop (`WorkerCore::poll`, as rvsd runs it, fed from memory), do not move with the noise:\n")

@@ -54,6 +54,9 @@ struct Report {
     cases: Vec<Case>,
     cps: Option<f64>,
     cps_flows: u32,
+    /// Memory per tracked connection, its share of the indexes included, as the
+    /// connection table allocates it.
+    bytes_per_connection: usize,
 }
 
 fn machine() -> Machine {
@@ -469,6 +472,7 @@ fn throughput(quick: bool, out: &Path) -> Result<()> {
         cases,
         cps: Some(cps.round()),
         cps_flows,
+        bytes_per_connection: dataplane::ipvs::conn::ConnTable::new(1024, 0).bytes_per_entry(),
     };
     if let Some(d) = out.parent() {
         std::fs::create_dir_all(d)?;
