@@ -525,16 +525,7 @@ fn removed_servers_keep_or_drop_their_connections() {
         svc.dests.remove(0);
         svc.version = 2;
         r.cell.publish(snapshot(vec![svc], nodest));
-        let more = build::tcp(
-            to_dir(CMAC),
-            (CIP, 40000),
-            (VIP, 80),
-            (1001, 1),
-            tf::ACK,
-            &[],
-            b"x",
-        );
-        let out = r.rx(more, 1);
+        let out = r.rx(data(40000), 1);
         if nodest {
             assert!(out.is_empty());
             assert_eq!(r.drops(DropReason::NoDestConn), 1);
