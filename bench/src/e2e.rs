@@ -302,29 +302,28 @@ impl Lab {
         Ok(l)
     }
     /// Counts the flood where it lands, the same way for every target: an nftables
-    /// counter on the load balancer's interface at the netdev ingress hook, which sees
-    /// every frame the veth delivers (packet sockets, rvs's af_packet and af_xdp's
-    /// generic path included) before anything can drop it. `start` sets it up; otherwise
-    /// it is read (flood packets that landed) and removed.
+    /// counter at the egress of the bridge's port toward the load balancer, outside the
+    /// load balancer's namespace. Every frame counted there is handed to its interface;
+    /// a counter inside would miss what generic XDP takes for AF_XDP before the netdev
+    /// ingress hook runs. `start` sets it up; otherwise it is read (flood packets that
+    /// landed) and removed.
     fn landed_counter(&self, start: bool) -> Result<u64> {
+        let port = Topology::port_of(&self.lb);
         if start {
             let rules = format!(
-                "table netdev rvsbench_flood {{\n chain landed {{\n  type filter hook ingress device eth0 priority -500;\n  ip saddr {FLOOD_SOURCES} counter\n }}\n}}\n"
+                "table netdev rvsbench_flood {{\n chain landed {{\n  type filter hook egress device \"{port}\" priority -500;\n  ip saddr {FLOOD_SOURCES} counter\n }}\n}}\n"
             );
             let f = self.t.dir.join("flood-counter.nft");
             std::fs::write(&f, rules)?;
-            let out = self.lb.exec(&["nft", "-f", f.to_str().unwrap_or_default()]);
-            if !out.status.success() {
-                bail!("nft counter: {}", String::from_utf8_lossy(&out.stderr));
-            }
+            self.t
+                .on_bridge(&["nft", "-f", f.to_str().unwrap_or_default()]);
             return Ok(0);
         }
         let out = self
-            .lb
-            .run(&["nft", "list", "table", "netdev", "rvsbench_flood"]);
-        let _ = self
-            .lb
-            .exec(&["nft", "delete", "table", "netdev", "rvsbench_flood"]);
+            .t
+            .on_bridge(&["nft", "list", "table", "netdev", "rvsbench_flood"]);
+        self.t
+            .on_bridge(&["nft", "delete", "table", "netdev", "rvsbench_flood"]);
         landed_packets(&out).with_context(|| format!("no flood counter in:\n{out}"))
     }
 
@@ -487,7 +486,7 @@ mod tests {
 
     #[test]
     fn the_landed_flood_is_read_from_the_counter() {
-        let out = "table netdev rvsbench_flood {\n\tchain landed {\n\t\ttype filter hook ingress device \"eth0\" priority -500; policy accept;\n\t\tip saddr 198.19.0.0/16 counter packets 149873 bytes 8992380\n\t}\n}\n";
+        let out = "table netdev rvsbench_flood {\n\tchain landed {\n\t\ttype filter hook egress device \"p-lb\" priority -500; policy accept;\n\t\tip saddr 198.19.0.0/16 counter packets 149873 bytes 8992380\n\t}\n}\n";
         assert_eq!(super::landed_packets(out), Some(149_873));
         assert_eq!(super::landed_packets("table netdev x {}"), None);
     }

@@ -292,6 +292,21 @@ impl Topology {
         self.daemons.last().expect("just pushed")
     }
 
+    /// Runs `args` in the namespace of the bridge that joins the hosts (`host`'s port on
+    /// that bridge is `port_of(host)`). Returns stdout; panics on failure.
+    pub fn on_bridge(&self, args: &[&str]) -> String {
+        let mut all = vec!["ip", "netns", "exec", &self.bridge_ns];
+        all.extend_from_slice(args);
+        let out = sh(&all);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The bridge's port toward `host` (what the bridge transmits there is what lands on
+    /// the host's interface).
+    pub fn port_of(host: &Host) -> String {
+        format!("p-{}", host.name)
+    }
+
     pub fn rvsd(&mut self, n: usize) -> &mut Rvsd {
         &mut self.daemons[n]
     }
