@@ -298,10 +298,12 @@ fn two_workers_nat_and_fullnat_use_the_redirect_rings() {
 
 /// ICMP errors about a connection cross the director translated (the kernel's
 /// ip_vs_out_icmp): a UDP datagram to a real-server port where nothing listens brings
-/// that server's "port unreachable" back to the client as if from the VIP. The client's
-/// connected socket then fails with ECONNREFUSED, which its kernel reports only when the
-/// quoted packet names the VIP:port it sent to: outer addresses, quoted addresses and
-/// ports and every checksum must all have been rewritten right. NAT and FULLNAT.
+/// that server's "port unreachable" back to the client. The client's connected socket
+/// then fails with ECONNREFUSED, which its kernel reports only when the error reached it
+/// with valid IP and ICMP checksums and its quote names the client:port -> VIP:port it
+/// sent (the quote's addresses and ports translated back). The outer source and the
+/// quoted checksums are checked field by field at packet level
+/// (`icmp_errors_are_translated_both_ways`). NAT and FULLNAT.
 fn icmp_errors_reach_the_client_translated(workers: usize) {
     for (mode, fwd, extra) in [
         (Mode::Nat, "nat", ""),

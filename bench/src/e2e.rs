@@ -142,6 +142,19 @@ pub fn check_fresh(l: &Load) -> Result<()> {
     Ok(())
 }
 
+/// A keep-alive load must keep its connections: wrk's 16, give or take a reconnect,
+/// never one per request.
+pub fn check_keepalive(l: &Load) -> Result<()> {
+    if l.connections as f64 > 0.05 * l.requests as f64 + 64.0 {
+        bail!(
+            "the keep-alive load reconnected: {} requests over {} accepted connections; not reporting it",
+            l.requests,
+            l.connections
+        );
+    }
+    Ok(())
+}
+
 fn wrk(client: &Host, url: &str, fresh: bool, secs: u32) -> Result<Load> {
     let mut args = vec!["wrk", "-t", "1", "-c", "16", "-d"];
     let d = format!("{secs}s");
@@ -304,14 +317,17 @@ impl Lab {
     /// Counts the flood where it lands, the same way for every target: an nftables
     /// counter at the egress of the bridge's port toward the load balancer, outside the
     /// load balancer's namespace. Every frame counted there is handed to its interface;
-    /// a counter inside would miss what generic XDP takes for AF_XDP before the netdev
-    /// ingress hook runs. `start` sets it up; otherwise it is read (flood packets that
+    /// a counter inside would miss what XDP takes for AF_XDP before the netdev ingress
+    /// hook runs. (It counts what was offered: frames the target then drops, in a full
+    /// backlog or XDP ring, are counted too.) `start` sets it up; otherwise it is read (flood packets that
     /// landed) and removed.
     fn landed_counter(&self, start: bool) -> Result<u64> {
         let port = Topology::port_of(&self.lb);
         if start {
+            // Declaring, deleting and re-creating the table clears one an aborted run
+            // left behind.
             let rules = format!(
-                "table netdev rvsbench_flood {{\n chain landed {{\n  type filter hook egress device \"{port}\" priority -500;\n  ip saddr {FLOOD_SOURCES} counter\n }}\n}}\n"
+                "table netdev rvsbench_flood\ndelete table netdev rvsbench_flood\ntable netdev rvsbench_flood {{\n chain landed {{\n  type filter hook egress device \"{port}\" priority -500;\n  ip saddr {FLOOD_SOURCES} counter\n }}\n}}\n"
             );
             let f = self.t.dir.join("flood-counter.nft");
             std::fs::write(&f, rules)?;
@@ -355,6 +371,7 @@ pub fn run(rvsd: &Path, secs: u32, only: Option<&str>) -> Result<Vec<Target>> {
     };
     let measure = |name: &str, url: &str, l: &Lab, flood: bool| -> Result<Target> {
         let keepalive = l.counted(|| wrk(&l.client, url, false, secs))?;
+        check_keepalive(&keepalive).with_context(|| format!("{name}: keep-alive"))?;
         let fresh = l.counted(|| wrk(&l.client, url, true, secs))?;
         check_fresh(&fresh).with_context(|| format!("{name}: fresh"))?;
         let (fresh_under_synflood, flood_pps) = if flood {
@@ -422,7 +439,7 @@ pub fn run(rvsd: &Path, secs: u32, only: Option<&str>) -> Result<Vec<Target>> {
         out.push(measure("rvs (af_packet)", &url, &l, true)?);
         l.t.rvsd(0).stop();
     }
-    // The same on AF_XDP (generic XDP on veth here).
+    // The same on AF_XDP (veth's XDP).
     if wanted("rvs (af_xdp)") {
         let xdp = cfg.replace(
             "net_af_packet0,iface=eth0,framecnt=8192",
@@ -505,6 +522,9 @@ mod tests {
         assert!(super::check_fresh(&load(94_000, 5)).is_err());
         assert!(super::check_fresh(&load(1000, 990)).is_ok());
         assert!(super::check_fresh(&load(1000, 900)).is_err());
+        // And the other way: keep-alive means a handful of connections.
+        assert!(super::check_keepalive(&load(170_000, 17)).is_ok());
+        assert!(super::check_keepalive(&load(20_000, 19_900)).is_err());
     }
 
     #[test]
