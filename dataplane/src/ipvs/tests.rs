@@ -840,18 +840,43 @@ proptest::proptest! {
             fate.check();
             proptest::prop_assert!(fate.is_forwarded(), "SYN to port {}: {:?}", 80 + p, fate);
         }
-        let mut f = if from_rs {
-            build::tcp(to_dir(RMAC[0]), (RIP[0], 8080), (CIP, 40000), (1, 1), flags, &[], &body)
-        } else {
-            build::tcp(to_dir(CMAC), (CIP, 40000), (VIP, dport), (1, 1), flags, &[], &body)
+        // A real frame of the protocol: a TCP segment or a UDP datagram (to the VIP or as a
+        // real server's reply), or ICMP: an error quoting what rvs forwarded for the NAT
+        // connection (from its real server, or from a router near the client about the
+        // reply), or an echo request to the VIP.
+        let mut f = match proto {
+            17 if from_rs => build::udp(to_dir(RMAC[0]), (RIP[0], 8080), (CIP, 40000), &body),
+            17 => build::udp(to_dir(CMAC), (CIP, 40000), (VIP, dport), &body),
+            1 if flags & 1 == 1 => build::icmp_echo(to_dir(CMAC), CIP, VIP, 8, 1, 1, &body),
+            1 => {
+                let (kind, code) = if flags & 2 == 0 { (3, flags >> 4 & 0x0f) } else { (11, 0) };
+                if from_rs {
+                    let fwd = build::tcp(to_dir(DMAC), (CIP, 40000), (RIP[0], 8080), (1, 0), tf::SYN, &[], &body);
+                    build::icmp_error(to_dir(RMAC[0]), RIP[0], &fwd[14..], kind, code)
+                } else {
+                    let reply = build::tcp(to_dir(DMAC), (VIP, 80), (CIP, 40000), (1, 2), tf::SYN | tf::ACK, &[], &body);
+                    let mut e = build::icmp_error(to_dir(CMAC), Ipv4Addr::new(198, 18, 1, 254), &reply[14..], kind, code);
+                    // Addressed to the VIP, which sent the quoted packet.
+                    let mut ip = Ipv4Packet::new_checked(&mut e[14..]).unwrap();
+                    ip.set_dst(VIP);
+                    ip.fill_checksum();
+                    e
+                }
+            }
+            _ if from_rs => build::tcp(to_dir(RMAC[0]), (RIP[0], 8080), (CIP, 40000), (1, 1), flags, &[], &body),
+            _ => build::tcp(to_dir(CMAC), (CIP, 40000), (VIP, dport), (1, 1), flags, &[], &body),
         };
-        f[23] = proto;
         let word: u16 = match frag { 0 => 0, 1 => 0x2000, 2 => 0x2001, _ => 0x0001 };
         f[20..22].copy_from_slice(&word.to_be_bytes());
         let mut ip = Ipv4Packet::new_checked(&mut f[14..]).unwrap();
         ip.fill_checksum();
         let fate = r.fate(&f, 1);
         fate.check();
+        if proto == 1 && flags & 1 == 0 && !from_rs && frag == 0 {
+            // It quotes the NAT connection's reply as rvs sent it: translated and passed
+            // to the real server, whatever the quote's length and the error's code.
+            proptest::prop_assert!(fate.is_forwarded(), "an ICMP error about a tracked connection: {:?}", fate);
+        }
         if proto == 6 && frag == 0 && fate.drops == 0 {
             // A whole TCP segment with a valid checksum leaves with a valid checksum
             // (IPIP aside: its outer packet has no TCP header).
