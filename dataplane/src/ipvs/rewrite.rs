@@ -121,19 +121,6 @@ fn ip_at(buf: &mut [u8], src: Option<Ipv4Addr>, dst: Option<Ipv4Addr>) {
     buf[ip::CHECKSUM..ip::CHECKSUM + 2].copy_from_slice(&ipc.to_be_bytes());
 }
 
-/// Decrements the TTL of the packet `h` in place, patching the header checksum.
-#[inline]
-pub fn decrement_ttl(frame: &mut [u8], h: &IpHdr) {
-    let Some(b) = frame.get_mut(h.l3()..h.l3() + ip::CHECKSUM + 2) else {
-        return;
-    };
-    // The TTL shares its 16-bit checksum word with the protocol byte.
-    let old = rd16(b, ip::TTL);
-    b[ip::TTL] = b[ip::TTL].wrapping_sub(1);
-    let c = checksum::update16(rd16(b, ip::CHECKSUM), old, rd16(b, ip::TTL));
-    b[ip::CHECKSUM..ip::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
-}
-
 /// Translates the ICMP error `h`: the outer addresses, and the quoted packet's addresses
 /// and ports; then the quoted IP checksum, the ICMP checksum (recomputed) and the outer
 /// IP checksum. The quoted L4 checksum is left as is, as the kernel does (it may be

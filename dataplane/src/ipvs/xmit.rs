@@ -13,7 +13,7 @@ use super::state::{Dir, TcpState};
 use crate::frame::{Frame, Io};
 use crate::packet::ipv4::protocol;
 use crate::packet::tcp::flags as tf;
-use crate::packet::IpHdr;
+use crate::packet::{IpHdr, Ipv4Packet};
 use crate::stats::DropReason;
 use std::net::Ipv4Addr;
 
@@ -143,9 +143,9 @@ impl IpvsWorker {
         Ok(())
     }
 
-    /// Decrements the TTL of a packet rvs routes; at 1 it answers time-exceeded and the
+    /// Decrements the TTL of a packet rvs routes whose rewrite does not fold it in
+    /// (fragments, ICMP errors: slow paths); at 1 it answers time-exceeded and the
     /// packet is dropped.
-    #[inline]
     pub(super) fn ttl<F: Frame, I: Io<Frame = F>>(
         &mut self,
         frame: &mut F,
@@ -153,7 +153,13 @@ impl IpvsWorker {
         cx: &mut Cx<'_, F, I>,
     ) -> Result<(), DropReason> {
         self.ttl_check(frame, h, cx)?;
-        rewrite::decrement_ttl(frame.data_mut(), h);
+        let mut ip = frame
+            .data_mut()
+            .get_mut(h.l3()..h.end())
+            .map(Ipv4Packet::new_checked)
+            .and_then(Result::ok)
+            .ok_or(DropReason::Ipv4Truncated)?;
+        ip.decrement_ttl();
         Ok(())
     }
 

@@ -443,18 +443,6 @@ fn send<F: Frame, I: Io<Frame = F>>(
     cx: &mut Cx<'_, I>,
 ) -> Result<(), DropReason> {
     let src = cx.cfg.mac(port).ok_or(DropReason::NoRoute)?;
-    send_to(frame, dst, src, port, cx)
-}
-
-/// `send` with the port's MAC known.
-#[inline]
-fn send_to<F: Frame, I: Io<Frame = F>>(
-    frame: F,
-    dst: MacAddr,
-    src: MacAddr,
-    port: usize,
-    cx: &mut Cx<'_, I>,
-) -> Result<(), DropReason> {
     send_with(frame, &macs(dst, src), port, cx)
 }
 

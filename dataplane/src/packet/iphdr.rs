@@ -56,15 +56,14 @@ pub struct IpHdr<A = Ipv4Addr> {
     pub l4_ok: bool,
 }
 
-/// `IpHdr::frag` bits.
-pub const FRAG_MORE: u16 = 0x2000;
-pub const FRAG_OFFSET: u16 = 0x1fff;
+/// `IpHdr::frag` bits (the wire's flags/fragment-offset word).
+pub use super::ipv4::{FRAG_OFFSET, MORE_FRAGS};
 
 impl<A> IpHdr<A> {
     /// Any fragment of a fragmented datagram, the first one included.
     #[inline]
     pub fn is_fragment(&self) -> bool {
-        self.frag & (FRAG_MORE | FRAG_OFFSET) != 0
+        self.frag & (MORE_FRAGS | FRAG_OFFSET) != 0
     }
     /// The sender forbids fragmentation.
     #[inline]
@@ -79,7 +78,7 @@ impl<A> IpHdr<A> {
     /// The last fragment of its datagram.
     #[inline]
     pub fn is_last_fragment(&self) -> bool {
-        self.frag & FRAG_MORE == 0
+        self.frag & MORE_FRAGS == 0
     }
     #[inline]
     pub fn l3(&self) -> usize {
@@ -294,7 +293,7 @@ mod tests {
     fn a_later_fragment_has_no_transport_header() {
         let mut f = build::udp(L, (ip(1), 53), (ip(100), 53), b"payload!");
         let mut p = Ipv4Packet::new_checked(&mut f[14..]).unwrap();
-        p.set_frag_word(FRAG_MORE | 1);
+        p.set_frag_word(MORE_FRAGS | 1);
         p.fill_checksum();
         let h = IpHdr::parse_v4(&f, 14).unwrap();
         assert!(h.is_fragment() && h.is_later_fragment() && !h.is_last_fragment());

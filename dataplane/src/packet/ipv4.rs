@@ -24,8 +24,11 @@ pub mod field {
     pub const DST: usize = 16;
 }
 
-/// The don't-fragment bit of the flags/fragment-offset word.
+/// The flags/fragment-offset word: don't fragment, more fragments, offset (8-byte
+/// units).
 pub const DONT_FRAG: u16 = 0x4000;
+pub const MORE_FRAGS: u16 = 0x2000;
+pub const FRAG_OFFSET: u16 = 0x1fff;
 
 /// A view of an IPv4 packet. `new_checked` guarantees that the header (with options) and
 /// the whole `total_length` lie inside the buffer, so no accessor can panic. Bytes after
@@ -82,14 +85,14 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         u16::from_be_bytes([self.b()[6], self.b()[7]])
     }
     pub fn dont_frag(&self) -> bool {
-        self.frag_word() & 0x4000 != 0
+        self.frag_word() & DONT_FRAG != 0
     }
     pub fn more_frags(&self) -> bool {
-        self.frag_word() & 0x2000 != 0
+        self.frag_word() & MORE_FRAGS != 0
     }
     /// Fragment offset in bytes.
     pub fn frag_offset(&self) -> usize {
-        usize::from(self.frag_word() & 0x1fff) * 8
+        usize::from(self.frag_word() & FRAG_OFFSET) * 8
     }
     /// True for any fragment of a fragmented datagram, first one included.
     pub fn is_fragment(&self) -> bool {
@@ -202,7 +205,7 @@ impl Ipv4Repr {
         h[1] = self.dscp_ecn;
         h[2..4].copy_from_slice(&total.to_be_bytes());
         h[4..6].copy_from_slice(&self.ident.to_be_bytes());
-        h[6..8].copy_from_slice(&(if self.dont_frag { 0x4000u16 } else { 0 }).to_be_bytes());
+        h[6..8].copy_from_slice(&(if self.dont_frag { DONT_FRAG } else { 0 }).to_be_bytes());
         h[8] = self.ttl;
         h[9] = self.protocol;
         h[10..12].copy_from_slice(&[0, 0]);
