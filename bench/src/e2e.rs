@@ -359,9 +359,20 @@ impl Lab {
     }
 }
 
+/// The targets, in the order of round 0.
+pub const TARGETS: [&str; 5] = [
+    "direct",
+    "nftables",
+    "haproxy",
+    "rvs (af_packet)",
+    "rvs (af_xdp)",
+];
+
 /// Measures every target, or with `only` (comma-separated) those whose name contains
-/// one of its words (A/B runs).
-pub fn run(rvsd: &Path, secs: u32, only: Option<&str>) -> Result<Vec<Target>> {
+/// one of its words (A/B runs). Round `round` starts `round` targets further down the
+/// list, so that no target is always the one measured first (or right after HAProxy):
+/// every target sets up and tears down what it needs.
+pub fn run(rvsd: &Path, secs: u32, only: Option<&str>, round: usize) -> Result<Vec<Target>> {
     let mut l = lab()?;
     let url = format!("http://{VIP}/");
     let mut out = Vec::new();
@@ -403,30 +414,15 @@ pub fn run(rvsd: &Path, secs: u32, only: Option<&str>) -> Result<Vec<Target>> {
         );
         Ok(t)
     };
-    // Direct to one real server (its reply route to the client is on-link)...
-    if wanted("direct") {
-        out.push(measure("direct", "http://198.18.0.11/", &l, false)?);
-    }
-    // ...and from here on replies must go back through the load balancer.
-    for h in &l.rs {
-        h.run(&["ip", "route", "del", "198.18.1.1/32", "dev", "eth0"]);
-    }
-    // nftables DNAT, round robin.
-    l.kernel_lb();
-    let nft = "table ip lb {\n chain pre {\n  type nat hook prerouting priority -100;\n  ip daddr 198.18.1.100 tcp dport 80 dnat to numgen inc mod 3 map { 0 : 198.18.0.11, 1 : 198.18.0.12, 2 : 198.18.0.13 }\n }\n}\n";
-    let f = l.t.dir.join("lb.nft");
-    std::fs::write(&f, nft)?;
-    l.lb.run(&["nft", "-f", f.to_str().unwrap_or_default()]);
-    if wanted("nftables") {
-        out.push(measure("nftables", &url, &l, true)?);
-    }
-    l.lb.run(&["nft", "flush", "ruleset"]);
-    // HAProxy, mode tcp, round robin.
-    if wanted("haproxy") {
-        out.push(haproxy(&l, &url, &measure)?);
-    }
-    // rvs on the load balancer's interface (af_packet), NAT, round robin.
-    l.kernel_lb_off();
+    // Between targets, the real servers' replies to the client go back through the
+    // load balancer's address.
+    let direct_routes = |add: bool| {
+        for h in &l.rs {
+            let op = if add { "add" } else { "del" };
+            h.run(&["ip", "route", op, "198.18.1.1/32", "dev", "eth0"]);
+        }
+    };
+    direct_routes(false);
     let svc: String = (11..14)
         .map(|d| format!("      - {{ address: \"198.18.0.{d}:80\", forward: nat }}\n"))
         .collect();
@@ -434,19 +430,57 @@ pub fn run(rvsd: &Path, secs: u32, only: Option<&str>) -> Result<Vec<Target>> {
         "eal: {{ cores: \"0-1\", file_prefix: rvsbench-e2e, hugepages: auto, memory_mb: 512 }}\ndataplane: {{ workers: 1, idle: adaptive, mbufs: 16383, rx_desc: 1024, tx_desc: 1024 }}\nipvs: {{ connections: 1048576 }}\nmetrics: {{ listen: \"\" }}\nports:\n  - {{ name: lan0, device: \"net_af_packet0,iface=eth0,framecnt=8192\", addresses: [\"198.18.0.2/24\", \"198.18.1.2/24\"] }}\ncontrol: {{ socket: \"{{SOCKET}}\" }}\nservices:\n  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{svc}"
     );
     let lb = l.lb.clone();
-    if wanted("rvs (af_packet)") {
-        l.t.start_rvsd(&lb, rvsd, &cfg);
-        out.push(measure("rvs (af_packet)", &url, &l, true)?);
-        l.t.rvsd(0).stop();
-    }
-    // The same on AF_XDP (veth's XDP).
-    if wanted("rvs (af_xdp)") {
-        let xdp = cfg.replace(
-            "net_af_packet0,iface=eth0,framecnt=8192",
-            "net_af_xdp0,iface=eth0",
-        );
-        l.t.start_rvsd(&lb, rvsd, &xdp);
-        out.push(measure("rvs (af_xdp)", &url, &l, true)?);
+    for i in 0..TARGETS.len() {
+        let name = TARGETS[(i + round) % TARGETS.len()];
+        if !wanted(name) {
+            continue;
+        }
+        let t = match name {
+            // Straight to one real server, whose reply route to the client is on-link.
+            "direct" => {
+                direct_routes(true);
+                let t = measure(name, "http://198.18.0.11/", &l, false);
+                direct_routes(false);
+                t
+            }
+            // nftables DNAT, round robin.
+            "nftables" => {
+                l.kernel_lb();
+                let nft = "table ip lb {\n chain pre {\n  type nat hook prerouting priority -100;\n  ip daddr 198.18.1.100 tcp dport 80 dnat to numgen inc mod 3 map { 0 : 198.18.0.11, 1 : 198.18.0.12, 2 : 198.18.0.13 }\n }\n}\n";
+                let f = l.t.dir.join("lb.nft");
+                std::fs::write(&f, nft)?;
+                l.lb.run(&["nft", "-f", f.to_str().unwrap_or_default()]);
+                let t = measure(name, &url, &l, true);
+                l.kernel_lb_off();
+                t
+            }
+            // HAProxy, mode tcp, round robin.
+            "haproxy" => {
+                l.kernel_lb();
+                let t = haproxy(&l, &url, &measure);
+                l.kernel_lb_off();
+                t
+            }
+            // rvs on the load balancer's interface (af_packet), NAT, round robin.
+            "rvs (af_packet)" => {
+                l.t.start_rvsd(&lb, rvsd, &cfg);
+                let t = measure(name, &url, &l, true);
+                l.t.last_rvsd().stop();
+                t
+            }
+            // The same on AF_XDP (veth's XDP).
+            _ => {
+                let xdp = cfg.replace(
+                    "net_af_packet0,iface=eth0,framecnt=8192",
+                    "net_af_xdp0,iface=eth0",
+                );
+                l.t.start_rvsd(&lb, rvsd, &xdp);
+                let t = measure(name, &url, &l, true);
+                l.t.last_rvsd().stop();
+                t
+            }
+        };
+        out.push(t?);
     }
     Ok(out)
 }

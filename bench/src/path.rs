@@ -1,13 +1,14 @@
 //! rvs's own per-packet cost, without DPDK: the throughput benchmark's director and
-//! trace run through the production worker loop (`WorkerCore::poll`: control polling,
+//! traffic run through the production worker loop (`WorkerCore::poll`: control polling,
 //! rx counters, prefetch, dispatch, rewrite, neighbour output, tx buffering and flush)
 //! with a clock that advances, in rx bursts of 32 copied into recycled frames as
-//! net_pcap's replay copies into fresh mbufs. Used by the `worker_path` micro-benchmark
-//! and by `rvs-bench path` (a fixed amount of work, for callgrind's instruction counts,
-//! which this shared machine's timing noise cannot disturb).
+//! net_pcap's replay copies into fresh mbufs. Used by the `worker_path` micro-benchmark,
+//! by `rvs-bench path` and `rvs-bench lifecycle` (fixed amounts of work, for callgrind's
+//! instruction counts, which this shared machine's timing noise cannot disturb) and for
+//! the connection lifecycle rate.
 
 use crate::setup::{director_yaml, spec, PORT_MAC};
-use crate::trace::{generate, Profile};
+use crate::trace::{generate, Lifecycle, Profile};
 use arrayvec::ArrayVec;
 use ctrlplane::config::Config;
 use ctrlplane::snapshot::PortHw;
@@ -17,16 +18,35 @@ use dataplane::stats::DropReason;
 use dataplane::worker::{WorkerCore, WorkerParts, BURST};
 use std::sync::Arc;
 
-/// The rig's `Io`: port 0 receives the trace in bursts, copied into recycled frames as
+/// Where port 0's frames come from.
+pub enum Source {
+    /// A trace replayed over and over, as net_pcap's `infinite_rx` replays a file.
+    Trace { frames: Vec<Vec<u8>>, next: usize },
+    /// New connections without end.
+    Lifecycle(Lifecycle),
+}
+
+/// The rig's `Io`: port 0 receives the source in bursts, copied into recycled frames as
 /// net_pcap's replay copies into fresh mbufs; sent frames are queued until `flush`, then
 /// taken back for reuse, as a PMD returns mbufs to the pool after transmission.
-#[derive(Default)]
 pub struct RecycleIo {
     free: Vec<HeapFrame>,
     queued: Vec<HeapFrame>,
-    trace: Vec<Vec<u8>>,
-    next: usize,
+    pub source: Source,
+    pub received: u64,
     pub sent: u64,
+}
+
+impl RecycleIo {
+    fn new(source: Source) -> RecycleIo {
+        RecycleIo {
+            free: Vec::new(),
+            queued: Vec::new(),
+            source,
+            received: 0,
+            sent: 0,
+        }
+    }
 }
 
 impl Io for RecycleIo {
@@ -39,16 +59,25 @@ impl Io for RecycleIo {
         self.queued.push(frame);
     }
     fn rx_burst(&mut self, port: usize, rx: &mut ArrayVec<HeapFrame, BURST>) {
-        if port != 0 || self.trace.is_empty() {
+        if port != 0 {
             return;
         }
         while !rx.is_full() {
+            let bytes = match &mut self.source {
+                Source::Trace { frames, next } => {
+                    let Some(b) = frames.get(*next) else {
+                        return;
+                    };
+                    *next = (*next + 1) % frames.len();
+                    b.as_slice()
+                }
+                Source::Lifecycle(l) => l.next_frame(),
+            };
             let mut f = self.free.pop().unwrap_or_default();
-            let bytes = &self.trace[self.next];
-            self.next = (self.next + 1) % self.trace.len();
             f.set_len(bytes.len());
             f.data_mut().copy_from_slice(bytes);
             rx.push(f);
+            self.received += 1;
         }
     }
     fn flush(&mut self) {
@@ -59,25 +88,43 @@ impl Io for RecycleIo {
     }
 }
 
-/// Bursts per millisecond of the rig's clock: 256 bursts of 32 frames, about 8 Mpps,
-/// so timers (neighbour ticks, connection expiry) run as often per packet as in rvsd.
+/// Bursts per millisecond of the rig's clock for traces: 256 bursts of 32 frames, about
+/// 8 Mpps, so timers (neighbour ticks, connection expiry) run as often per packet as in
+/// rvsd.
 const BURSTS_PER_MS: u64 = 256;
+
+/// Connections per second of the rig's clock for the lifecycle. With the kernel's
+/// timeouts (a client's FIN leaves a NAT or FULLNAT connection in CLOSE_WAIT for 60 s,
+/// and a DR or TUN one, which sees no replies, in FIN_WAIT for 120 s) the table holds
+/// about 61k or 123k connections once warm, and expires as many per second as open: a
+/// table kept full by expiry. Timers run far more often per connection than at a real
+/// rate, so expiry's cost is counted in full, never deferred past the measurement.
+pub const LIFECYCLE_CONNS_PER_S: u64 = 1024;
+
+/// Connections a lifecycle rig opens before it counts: twice the longest timeout's
+/// worth, so the table is at its steady size and expiring.
+pub const LIFECYCLE_WARMUP: u64 = 2 * 120 * LIFECYCLE_CONNS_PER_S;
+
+enum Clock {
+    PerBurst,
+    PerConnection,
+}
 
 pub struct PathRig {
     pub worker: WorkerCore<HeapFrame>,
     pub io: RecycleIo,
     polls: u64,
+    clock: Clock,
 }
 
 impl PathRig {
-    /// A worker serving `mode` (dr, tun, nat, fullnat) with the connections of an
-    /// established-TCP trace of `flows` flows already open.
-    pub fn new(mode: &str, flows: u32) -> anyhow::Result<PathRig> {
-        let mut trace = Vec::new();
-        generate(&spec(Profile::Established, flows, 64), |f| {
-            trace.push(f.to_vec())
-        });
-        let yaml = director_yaml("", mode, "net_null0", "net_null1");
+    fn director(
+        mode: &str,
+        source: Source,
+        capacity: usize,
+        clock: Clock,
+    ) -> anyhow::Result<PathRig> {
+        let yaml = director_yaml("", mode, "net_null0", "net_null1", None);
         let cfg = Config::parse(&yaml, "bench.yaml")?;
         let hw = PortHw {
             mac: PORT_MAC,
@@ -93,33 +140,83 @@ impl PathRig {
             0,
             WorkerParts {
                 seed: 0x5eed,
-                ..WorkerParts::alone(cell, (flows as usize * 2).max(65536))
+                ..WorkerParts::alone(cell, capacity)
             },
         );
-        let bursts = trace.len() / BURST + 1;
         let mut rig = PathRig {
             worker,
-            io: RecycleIo {
-                trace,
-                ..RecycleIo::default()
-            },
+            io: RecycleIo::new(source),
             polls: 0,
+            clock,
         };
         rig.worker.start(&mut rig.io);
-        for _ in 0..bursts {
+        Ok(rig)
+    }
+
+    /// A worker serving `mode` (dr, tun, nat, fullnat) over `flows` open connections,
+    /// replaying 64 data segments per flow: the SYNs are replayed once first, as the
+    /// throughput benchmark's warm-up port does, so every counted packet is a data
+    /// segment of an established connection.
+    pub fn new(mode: &str, flows: u32) -> anyhow::Result<PathRig> {
+        let mut syns = Vec::new();
+        generate(&spec(Profile::Syn, flows, 1), |f| syns.push(f.to_vec()));
+        let mut segments = Vec::new();
+        generate(&spec(Profile::Segments, flows, 64), |f| {
+            segments.push(f.to_vec())
+        });
+        let warm = syns.len().div_ceil(BURST);
+        let source = Source::Trace {
+            frames: syns,
+            next: 0,
+        };
+        let capacity = (flows as usize * 2).max(65536);
+        let mut rig = PathRig::director(mode, source, capacity, Clock::PerBurst)?;
+        for _ in 0..warm {
             rig.burst();
         }
+        rig.io.source = Source::Trace {
+            frames: segments,
+            next: 0,
+        };
         let drops = rig.drops();
         anyhow::ensure!(drops.is_empty(), "{mode}: the worker dropped {drops:?}");
+        let open = rig.worker.ipvs.conns.len();
+        anyhow::ensure!(
+            open == flows as usize,
+            "{mode}: {open} connections open, not {flows}"
+        );
         rig.io.sent = 0;
+        rig.io.received = 0;
         Ok(rig)
+    }
+
+    /// A worker serving `mode` fed new connections without end (`Lifecycle`), its
+    /// clock at `LIFECYCLE_CONNS_PER_S`, warmed up by `LIFECYCLE_WARMUP` connections.
+    pub fn lifecycle(mode: &str) -> anyhow::Result<PathRig> {
+        let source = Source::Lifecycle(Lifecycle::new(&spec(Profile::Syn, 1, 1)));
+        let mut rig = PathRig::director(mode, source, 1 << 20, Clock::PerConnection)?;
+        while rig.opened() < LIFECYCLE_WARMUP {
+            rig.burst();
+        }
+        Ok(rig)
+    }
+
+    /// Connections opened so far (lifecycle rigs).
+    pub fn opened(&self) -> u64 {
+        match &self.io.source {
+            Source::Lifecycle(l) => l.opened(),
+            Source::Trace { .. } => 0,
+        }
     }
 
     /// One turn of the production worker loop (`WorkerCore::poll`, as `io::run_worker`
     /// runs it), with the rig's clock advancing.
     pub fn burst(&mut self) {
         self.polls += 1;
-        let now = 1000 + self.polls / BURSTS_PER_MS;
+        let now = match self.clock {
+            Clock::PerBurst => 1000 + self.polls / BURSTS_PER_MS,
+            Clock::PerConnection => 1000 + self.opened() * 1000 / LIFECYCLE_CONNS_PER_S,
+        };
         self.worker.poll(now, &mut self.io);
     }
 
@@ -130,6 +227,20 @@ impl PathRig {
             .filter(|&&r| self.worker.stats.drops(r) > 0)
             .map(|&r| (r.name(), self.worker.stats.drops(r)))
             .collect()
+    }
+
+    /// Every drop so far.
+    pub fn dropped(&self) -> u64 {
+        DropReason::ALL
+            .iter()
+            .map(|&r| self.worker.stats.drops(r))
+            .sum()
+    }
+
+    /// Connections the worker has created so far.
+    pub fn created(&self) -> u64 {
+        let s = &self.worker.ipvs.stats.services;
+        s.iter().map(|t| t.conns.get()).sum()
     }
 }
 
@@ -148,6 +259,46 @@ mod tests {
             }
             assert_eq!(rig.drops(), vec![], "{mode}");
             assert_eq!(rig.io.sent, 50 * BURST as u64, "{mode}");
+        }
+    }
+
+    /// The lifecycle's premise: once warm, every connection is new (one created per
+    /// SYN), every frame is forwarded, and the table stays at its steady size because
+    /// expiry removes as many connections as open.
+    #[test]
+    fn the_lifecycle_opens_a_connection_per_syn_and_expiry_keeps_the_table_level() {
+        for mode in ["dr", "nat", "fullnat"] {
+            let mut rig = PathRig::lifecycle(mode).expect("the benchmark's director");
+            let (c0, o0, d0, s0, r0) = (
+                rig.created(),
+                rig.opened(),
+                rig.dropped(),
+                rig.io.sent,
+                rig.io.received,
+            );
+            let size0 = rig.worker.ipvs.conns.len();
+            while rig.opened() < o0 + 20 * LIFECYCLE_CONNS_PER_S {
+                rig.burst();
+            }
+            assert_eq!(
+                rig.created() - c0,
+                rig.opened() - o0,
+                "{mode}: one connection per SYN"
+            );
+            assert_eq!(rig.dropped(), d0, "{mode}: {:?}", rig.drops());
+            assert_eq!(
+                rig.io.sent - s0,
+                rig.io.received - r0,
+                "{mode}: all forwarded"
+            );
+            let size = rig.worker.ipvs.conns.len();
+            let steady = if mode == "dr" { 120 } else { 60 } * LIFECYCLE_CONNS_PER_S as usize;
+            for s in [size0, size] {
+                assert!(
+                    s > steady * 9 / 10 && s < steady * 11 / 10,
+                    "{mode}: {s} vs {steady}"
+                );
+            }
         }
     }
 }

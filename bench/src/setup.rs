@@ -28,10 +28,21 @@ pub fn spec(profile: Profile, flows: u32, rounds: u32) -> TraceSpec {
     }
 }
 
+/// The MAC of the second net_pcap port (the warm-up port): net_pcap numbers its ports'
+/// MACs in creation order.
+pub const WARM_PORT_MAC: MacAddr = MacAddr([2, 0x70, 0x63, 0x61, 0x70, 1]);
+
 /// rvsd's configuration: `head` (eal, dataplane, ...) followed by the ports on the given
-/// devices, the real servers' neighbours, and one rr service forwarding by `mode`
-/// (dr, tun, nat, fullnat; `none` for no service at all).
-pub fn director_yaml(head: &str, mode: &str, in_device: &str, out_device: &str) -> String {
+/// devices (and a warm-up port, whose SYNs open the connections before the measured
+/// trace's data segments), the real servers' neighbours, and one rr service forwarding
+/// by `mode` (dr, tun, nat, fullnat; `none` for no service at all).
+pub fn director_yaml(
+    head: &str,
+    mode: &str,
+    in_device: &str,
+    out_device: &str,
+    warm_device: Option<&str>,
+) -> String {
     let laddr = if mode == "fullnat" {
         "    local_addresses: [\"198.18.0.3\", \"198.18.0.4\", \"198.18.0.5\", \"198.18.0.6\"]\n"
     } else {
@@ -54,11 +65,16 @@ pub fn director_yaml(head: &str, mode: &str, in_device: &str, out_device: &str) 
             "services:\n  - vip: \"198.18.1.100:80\"\n    scheduler: rr\n{laddr}    real_servers:\n{servers}"
         )
     };
+    let warm = warm_device
+        .map(|d| {
+            format!("  - {{ name: warm0, device: \"{d}\", addresses: [\"198.18.2.2/24\"] }}\n")
+        })
+        .unwrap_or_default();
     format!(
         r#"{head}ports:
   - {{ name: in0, device: "{in_device}", addresses: ["198.18.1.2/24"] }}
   - {{ name: out0, device: "{out_device}", addresses: ["198.18.0.2/24"] }}
-neighbours:
+{warm}neighbours:
 {neigh}{services}"#
     )
 }

@@ -1,6 +1,7 @@
 //! Trace profiles: which packets, in which order.
 
 use dataplane::packet::build::{self, Link};
+use dataplane::packet::checksum;
 use dataplane::packet::tcp::flags as tf;
 use dataplane::packet::MacAddr;
 use std::net::Ipv4Addr;
@@ -12,6 +13,9 @@ pub enum Profile {
     Syn,
     /// A SYN per flow, then `rounds` data segments per flow, interleaved over flows.
     Established,
+    /// `rounds` data segments per flow, interleaved, and no SYN: replayed over
+    /// connections that a `Syn` trace opened beforehand (the throughput rows' mix).
+    Segments,
     /// `rounds` UDP datagrams per flow, interleaved.
     Udp,
     /// Established TCP and UDP flows alternating.
@@ -103,6 +107,11 @@ pub fn generate(spec: &TraceSpec, mut emit: impl FnMut(&[u8])) {
                 (0..spec.flows).for_each(|i| emit(&seg(i, r)));
             }
         }
+        Profile::Segments => {
+            for r in 0..spec.rounds {
+                (0..spec.flows).for_each(|i| emit(&seg(i, r)));
+            }
+        }
         Profile::Udp => {
             for _ in 0..spec.rounds {
                 (0..spec.flows).for_each(|i| emit(&build::udp(to_vip, client(i), v, &udp_data)));
@@ -174,6 +183,76 @@ pub fn generate(spec: &TraceSpec, mut emit: impl FnMut(&[u8])) {
                 ));
             }
         }
+    }
+}
+
+/// An endless stream of TCP connections as the director sees them from the client side:
+/// SYN, ACK, one data segment, FIN+ACK per connection, every connection from a client
+/// endpoint not used before (198.19.0.0/16 times 64,512 ports: 4 billion connections).
+/// Every 32 frames hold the SYNs of 8 new connections, the ACKs of the 8 before them,
+/// the data of the 8 before those and the FINs of the 8 before those, so a burst mixes
+/// every step of the handshake like a busy director's does.
+pub struct Lifecycle {
+    templates: [Vec<u8>; 4],
+    frame: Vec<u8>,
+    pos: u64,
+}
+
+impl Lifecycle {
+    /// Frames per connection.
+    pub const FRAMES: u64 = 4;
+
+    pub fn new(spec: &TraceSpec) -> Lifecycle {
+        let link = Link {
+            src: spec.src_mac,
+            dst: spec.dst_mac,
+        };
+        let v = (spec.vip, spec.vport);
+        let data = payload(spec.size, 54, 0x5a);
+        let c = client(0);
+        let t = |seq: u32, flags: u8, d: &[u8]| build::tcp(link, c, v, (seq, 1), flags, &[], d);
+        Lifecycle {
+            templates: [
+                build::tcp(link, c, v, (1000, 0), tf::SYN, &[], b""),
+                t(1001, tf::ACK, b""),
+                t(1001, tf::ACK | tf::PSH, &data),
+                t(1001 + data.len() as u32, tf::FIN | tf::ACK, b""),
+            ],
+            frame: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// Connections whose SYN has been produced.
+    pub fn opened(&self) -> u64 {
+        self.pos.div_ceil(32) * 8
+    }
+
+    /// The next frame: a template with the connection's client address and port written
+    /// in and both checksums adjusted.
+    pub fn next_frame(&mut self) -> &[u8] {
+        let (burst, q) = (self.pos / 32, (self.pos % 32) as usize);
+        self.pos += 1;
+        let step = q / 8;
+        // The first bursts' ACKs, data and FINs belong to connections that never sent
+        // a SYN (flow numbers below 24): they are only ever part of a warm-up.
+        let flow = ((burst + 3 - step as u64) * 8 + (q % 8) as u64) as u32;
+        let (ip0, port0) = client(0);
+        let ip = u32::from(ip0) + flow % 65536;
+        let port = port0 + ((flow / 65536) % 64512) as u16;
+        let f = &mut self.frame;
+        f.clear();
+        f.extend_from_slice(&self.templates[step]);
+        let word = |f: &[u8], at: usize| u16::from_be_bytes([f[at], f[at + 1]]);
+        let put = |f: &mut [u8], at: usize, v: u16| f[at..at + 2].copy_from_slice(&v.to_be_bytes());
+        f[26..30].copy_from_slice(&ip.to_be_bytes());
+        f[34..36].copy_from_slice(&port.to_be_bytes());
+        let ipc = checksum::update32(word(f, 24), u32::from(ip0), ip);
+        put(f, 24, ipc);
+        let tc = checksum::update32(word(f, 50), u32::from(ip0), ip);
+        let tc = checksum::update16(tc, port0, port);
+        put(f, 50, tc);
+        &self.frame
     }
 }
 
@@ -251,6 +330,38 @@ mod tests {
         let mut v = Vec::new();
         generate(s, |f| v.push(f.to_vec()));
         v
+    }
+
+    #[test]
+    fn lifecycle_connections_are_new_whole_and_valid() {
+        let mut l = Lifecycle::new(&spec(Profile::Syn, 1, 1, 64));
+        let mut seen: std::collections::HashMap<(Ipv4Addr, u16), Vec<u8>> = Default::default();
+        for _ in 0..32 * 40 {
+            let f = l.next_frame().to_vec();
+            assert_eq!(f.len(), 60);
+            assert_eq!(checksum::checksum(&f[14..34]), 0, "IP checksum");
+            let src = Ipv4Addr::new(f[26], f[27], f[28], f[29]);
+            let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
+            let tcp_len = u16::from_be_bytes([f[16], f[17]]) - 20;
+            let acc = checksum::pseudo_header_v4(src, dst, 6, tcp_len);
+            let end = 34 + tcp_len as usize;
+            assert_eq!(
+                checksum::finish(checksum::accumulate(acc, &f[34..end])),
+                0,
+                "TCP checksum"
+            );
+            let port = u16::from_be_bytes([f[34], f[35]]);
+            seen.entry((src, port)).or_default().push(f[47]);
+        }
+        assert_eq!(l.opened(), 40 * 8);
+        let whole = vec![tf::SYN, tf::ACK, tf::ACK | tf::PSH, tf::FIN | tf::ACK];
+        let complete = seen.values().filter(|v| **v == whole).count();
+        // Flows 24 to 319 get all four frames in order; those below 24 lack their SYN
+        // (warm-up only), those above lack their end.
+        assert_eq!(complete, 40 * 8 - 24, "{seen:?}");
+        assert!(seen
+            .values()
+            .all(|v| v.len() <= 4 && (v[0] == tf::SYN || v.len() < 4)));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Test hosts in network namespaces, joined by veth pairs to a bridge, with rvsd running
 //! inside one of them on `net_af_packet` vdevs.
 //!
-//! Every name is unique per process and topology (`rvst-<pid>-<n>-<host>`), every address
+//! Every name is unique per process and topology (`rvst-<pid>-<n>-<host>`; see `prefix`), every address
 //! is in 198.18.0.0/15, and everything is torn down on drop, also when the test panics
 //! (then rvsd's log is printed, which is what one needs to read in CI). Namespaces left
 //! by a process that was killed outright are removed by the next `Topology::new`.
@@ -19,7 +19,12 @@ use std::time::{Duration, Instant};
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 static SWEEP: Once = Once::new();
 
-const PREFIX: &str = "rvst";
+/// The first word of every name: `rvst` for the tests, `RVS_LAB_PREFIX` for others
+/// (the benchmarks use `rvsb`, so a test run's leftover check never counts them).
+fn prefix() -> &'static str {
+    static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    P.get_or_init(|| std::env::var("RVS_LAB_PREFIX").unwrap_or_else(|_| "rvst".into()))
+}
 
 /// Runs a command and returns its output; panics with the command and stderr on failure.
 pub fn sh(args: &[&str]) -> Output {
@@ -71,7 +76,7 @@ fn sweep_stale() {
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         let mut parts = name.split('-');
-        if parts.next() != Some(PREFIX) {
+        if parts.next() != Some(prefix()) {
             continue;
         }
         let Some(pid) = parts.next().and_then(|p| p.parse::<i32>().ok()) else {
@@ -144,7 +149,8 @@ impl Topology {
         require_root();
         SWEEP.call_once(sweep_stale);
         let id = format!(
-            "{PREFIX}-{}-{}",
+            "{}-{}-{}",
+            prefix(),
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
@@ -309,6 +315,11 @@ impl Topology {
 
     pub fn rvsd(&mut self, n: usize) -> &mut Rvsd {
         &mut self.daemons[n]
+    }
+
+    /// The rvsd started last.
+    pub fn last_rvsd(&mut self) -> &mut Rvsd {
+        self.daemons.last_mut().expect("an rvsd was started")
     }
 
     pub fn rvsd_ref(&self, n: usize) -> &Rvsd {

@@ -10,11 +10,12 @@
 //!
 //!   rvs-bench case MODE FLOWS [--hold SECS]   one mode against 5tswap (A/B, profiling)
 //!   rvs-bench path MODE [BURSTS]              rvs's own path without DPDK (callgrind)
-//!   rvs-bench instructions [--out FILE]       instructions per packet of that path
+//!   rvs-bench lifecycle MODE [CONNS]          full connections through that path
+//!   rvs-bench instructions [--out FILE]       instructions per packet and connection
 
 use anyhow::{bail, Context, Result};
 use ctrlplane::ctl::{call, Request, Response};
-use rvs_bench::setup::{director_yaml, spec};
+use rvs_bench::setup::{director_yaml, spec, WARM_PORT_MAC};
 use rvs_bench::trace::{generate, Profile, TraceSpec};
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Write};
@@ -47,13 +48,29 @@ struct Case {
     note: String,
 }
 
+/// Full connections per second through rvs's own worker loop (no DPDK I/O): SYN, ACK,
+/// data, FIN per connection, every one new, on a table kept full by expiry.
+#[derive(Serialize)]
+struct LifecycleCase {
+    mode: String,
+    connections_per_s: f64,
+    /// Every run's rate, in order.
+    runs: Vec<f64>,
+    /// Connections in the table during the measurement (steady: expiry keeps pace).
+    table_connections: usize,
+}
+
 #[derive(Serialize)]
 struct Report {
     machine: Machine,
     trace_frame_bytes: usize,
     cases: Vec<Case>,
-    cps: Option<f64>,
-    cps_flows: u32,
+    /// SYN-only insert rate on DPDK: a trace of unique SYNs into an empty table, one
+    /// worker, DR (no handshake, no expiry).
+    syn_only_inserts_per_s: f64,
+    syn_only_flows: u32,
+    lifecycle_conns_per_clock_s: u64,
+    lifecycle: Vec<LifecycleCase>,
     /// Memory per tracked connection, its share of the indexes included, as the
     /// connection table allocates it.
     bytes_per_connection: usize,
@@ -107,6 +124,25 @@ fn write_trace(path: &Path, spec: &TraceSpec) -> Result<u64> {
     res?;
     w.flush()?;
     Ok(n)
+}
+
+/// The measured trace of `flows` flows (data segments only: 64 per flow at 1k flows, one
+/// at 1M, where every replayed packet holds an mbuf) and its warm-up (one SYN per flow,
+/// for the warm-up port). Returns both paths and the measured trace's frame count.
+fn segment_traces(dir: &Path, flows: u32) -> Result<(PathBuf, PathBuf, u64)> {
+    let rounds = if flows <= 1000 { 64 } else { 1 };
+    let trace = dir.join(format!("seg-{flows}.pcap"));
+    let packets = write_trace(&trace, &spec(Profile::Segments, flows, rounds))?;
+    let warm = dir.join(format!("warm-{flows}.pcap"));
+    let mut syn = spec(Profile::Syn, flows, 1);
+    syn.dst_mac = WARM_PORT_MAC;
+    write_trace(&warm, &syn)?;
+    eprintln!(
+        "trace {}: {packets} data segments of 64 B over {flows} connections opened by {}",
+        trace.display(),
+        warm.display()
+    );
+    Ok((trace, warm, packets))
 }
 
 /// Memory and mbufs to hold a replayed trace of `packets` frames plus queues.
@@ -203,12 +239,16 @@ impl Drop for Rvsd {
     }
 }
 
-/// Starts rvsd on the trace with one service of `mode` (`none`: no service at all).
+/// Starts rvsd on the trace with one service of `mode` (`none`: no service at all). A
+/// `warm` trace is replayed once, on a port of its own, before and while the trace is
+/// (its SYNs open the connections whose data segments the trace replays).
+#[allow(clippy::too_many_arguments)]
 fn rvsd(
     dir: &Path,
     name: &str,
     mode: &str,
     trace: &Path,
+    warm: Option<&Path>,
     packets: u64,
     workers: usize,
     flows: u32,
@@ -229,11 +269,19 @@ control: {{ socket: "{socket}" }}
         conns = (u64::from(flows) * 2).max(65536),
         socket = socket.display(),
     );
+    let warm = warm.map(|w| {
+        let rx = (0..workers)
+            .map(|_| format!("rx_pcap={}", w.display()))
+            .collect::<Vec<_>>()
+            .join(",");
+        format!("net_pcap1,{rx}")
+    });
     let cfg = director_yaml(
         &head,
         mode,
         &format!("net_pcap0,{rx},infinite_rx=1"),
         "net_null0,no-rx=1",
+        warm.as_deref(),
     );
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, cfg)?;
@@ -279,9 +327,27 @@ fn counters(r: &Rvsd) -> Result<(u64, u64, u64)> {
     }
 }
 
-/// Received pps over the window, checking that the packets were forwarded.
-fn measure(r: &Rvsd) -> Result<(f64, String)> {
+/// Connections the services have opened so far.
+fn opened(r: &Rvsd) -> Result<u64> {
+    match call(&r.socket, &Request::List { service: None })? {
+        Response::Listing { services, .. } => Ok(services.iter().map(|s| s.stats.0[0]).sum()),
+        other => bail!("unexpected {other:?}"),
+    }
+}
+
+/// Received pps over the window, checking that the packets were forwarded and, with
+/// `flows`, that the warm-up opened exactly one connection per flow (so every measured
+/// packet was a data segment of an established connection).
+fn measure(r: &Rvsd, flows: Option<u32>) -> Result<(f64, String)> {
     std::thread::sleep(WARMUP);
+    if let Some(flows) = flows {
+        let open = opened(r)?;
+        if open != u64::from(flows) {
+            bail!(
+                "the warm-up opened {open} connections, not one per flow ({flows}): not measuring"
+            );
+        }
+    }
     let (rx0, tx0, d0) = counters(r)?;
     let t0 = Instant::now();
     std::thread::sleep(WINDOW);
@@ -302,12 +368,7 @@ fn measure(r: &Rvsd) -> Result<(f64, String)> {
 /// is the slope between 10% and 90% of the flows.
 fn cps(r: &Rvsd, flows: u32) -> Result<f64> {
     use ctrlplane::ipvsadm::parse::parse_line;
-    let conns = || -> Result<u64> {
-        match call(&r.socket, &Request::List { service: None })? {
-            Response::Listing { services, .. } => Ok(services.iter().map(|s| s.stats.0[0]).sum()),
-            other => bail!("unexpected {other:?}"),
-        }
-    };
+    let conns = || opened(r);
     let mut commands = vec![parse_line("-A -t 198.18.1.100:80 -s rr")?.expect("a command")];
     for d in 11..15 {
         commands.push(
@@ -388,16 +449,9 @@ fn throughput(quick: bool, out: &Path) -> Result<()> {
     let mut cases = Vec::new();
     let sizes: &[u32] = if quick { &[1000] } else { &[1000, 1_000_000] };
     for &flows in sizes {
-        // 1M flows: one SYN per flow. After the first pass every packet belongs to an
-        // existing connection (steady state over 1M concurrent flows) at half the memory
-        // of SYN + data (each replayed packet holds an mbuf).
-        let rounds = if flows <= 1000 { 64 } else { 0 };
-        let trace = dir.join(format!("est-{flows}.pcap"));
-        let packets = write_trace(&trace, &spec(Profile::Established, flows, rounds))?;
-        eprintln!(
-            "trace {}: {packets} frames of 64 B, {flows} flows",
-            trace.display()
-        );
+        // The same mix at every flow count: data segments of established connections,
+        // opened by the warm-up port's SYNs.
+        let (trace, warm, packets) = segment_traces(&dir, flows)?;
         let io = testpmd(&trace, packets, "io")?;
         cases.push(case("testpmd", "io", flows, 1, io, None, String::new()));
         // This is a shared VM whose speed drifts by +-15% within minutes, so every rvs
@@ -414,8 +468,17 @@ fn throughput(quick: bool, out: &Path) -> Result<()> {
                 let swap = testpmd(&trace, packets, "5tswap")?;
                 swaps.push(swap);
                 let name = format!("{mode}-{workers}w-{flows}");
-                let r = rvsd(&dir, &name, mode, &trace, packets, workers, flows)?;
-                let (pps, note) = measure(&r)?;
+                let r = rvsd(
+                    &dir,
+                    &name,
+                    mode,
+                    &trace,
+                    Some(&warm),
+                    packets,
+                    workers,
+                    flows,
+                )?;
+                let (pps, note) = measure(&r, Some(flows))?;
                 drop(r);
                 eprintln!(
                     "    pair: 5tswap {:.2} Mpps, rvs {mode} {:.2} Mpps = {:.2}",
@@ -460,18 +523,41 @@ fn throughput(quick: bool, out: &Path) -> Result<()> {
     let cps_flows = if quick { 200_000 } else { 1_000_000 };
     let trace = dir.join(format!("syn-{cps_flows}.pcap"));
     let packets = write_trace(&trace, &spec(Profile::Syn, cps_flows, 1))?;
-    let r = rvsd(&dir, "cps", "none", &trace, packets, 1, cps_flows)?;
+    let r = rvsd(&dir, "cps", "none", &trace, None, packets, 1, cps_flows)?;
     let cps = cps(&r, cps_flows)?;
     drop(r);
     eprintln!(
-        "  rvs new connections: {cps:.0}/s (SYN-only trace of {cps_flows} unique flows, 1 worker)"
+        "  rvs SYN-only inserts: {cps:.0}/s (SYN-only trace of {cps_flows} unique flows, 1 worker)"
     );
+    let mut lifecycle = Vec::new();
+    for mode in ["dr", "tun", "nat", "fullnat"] {
+        let mut runs = Vec::new();
+        let mut table = 0;
+        for _ in 0..reps.max(5) {
+            let (rate, t) = lifecycle_rate(mode, 1 << 20)?;
+            runs.push(rate.round());
+            table = t;
+        }
+        let c = LifecycleCase {
+            mode: mode.into(),
+            connections_per_s: median(&runs),
+            runs,
+            table_connections: table,
+        };
+        eprintln!(
+            "  rvs {mode:<8} full connections: {:.0}/s (runs {:?}, {} in the table)",
+            c.connections_per_s, c.runs, c.table_connections
+        );
+        lifecycle.push(c);
+    }
     let report = Report {
         machine: machine(),
         trace_frame_bytes: 64,
         cases,
-        cps: Some(cps.round()),
-        cps_flows,
+        syn_only_inserts_per_s: cps.round(),
+        syn_only_flows: cps_flows,
+        lifecycle_conns_per_clock_s: rvs_bench::path::LIFECYCLE_CONNS_PER_S,
+        lifecycle,
         bytes_per_connection: dataplane::ipvs::conn::ConnTable::new(1024, 0).bytes_per_entry(),
     };
     if let Some(d) = out.parent() {
@@ -482,15 +568,43 @@ fn throughput(quick: bool, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `conns` full connections (SYN, ACK, data, FIN) through rvs's worker loop once its
+/// table is warm, in connections per second of wall time, and the table's size. Checks
+/// the premise first: one connection created per SYN, nothing dropped, all forwarded.
+fn lifecycle_rate(mode: &str, conns: u64) -> Result<(f64, usize)> {
+    let mut rig = rvs_bench::path::PathRig::lifecycle(mode)?;
+    let (c0, o0, d0, s0, r0) = (
+        rig.created(),
+        rig.opened(),
+        rig.dropped(),
+        rig.io.sent,
+        rig.io.received,
+    );
+    let t = Instant::now();
+    while rig.opened() < o0 + conns {
+        rig.burst();
+    }
+    let dt = t.elapsed().as_secs_f64();
+    let opened = rig.opened() - o0;
+    if rig.created() - c0 != opened {
+        bail!(
+            "{mode}: {} connections created for {opened} SYNs",
+            rig.created() - c0
+        );
+    }
+    if rig.dropped() != d0 || rig.io.sent - s0 != rig.io.received - r0 {
+        bail!("{mode}: not everything was forwarded: {:?}", rig.drops());
+    }
+    Ok((opened as f64 / dt, rig.worker.ipvs.conns.len()))
+}
+
 /// One mode at one flow count against testpmd 5tswap on the same trace, for A/B runs and
 /// profiling: `rvs-bench case dr 1000 [--hold SECS]`. With --hold, rvsd keeps running
 /// that long after the measurement (attach `perf record -t <worker tid>` meanwhile).
 fn single(mode: &str, flows: u32, hold: u64) -> Result<()> {
     let dir = std::env::temp_dir().join("rvs-bench");
     std::fs::create_dir_all(&dir)?;
-    let rounds = if flows <= 1000 { 64 } else { 0 };
-    let trace = dir.join(format!("est-{flows}.pcap"));
-    let packets = write_trace(&trace, &spec(Profile::Established, flows, rounds))?;
+    let (trace, warm, packets) = segment_traces(&dir, flows)?;
     // RVS_BENCH_SWAP=<pps> skips testpmd (A/B runs of two rvsd builds).
     let swap = match std::env::var("RVS_BENCH_SWAP")
         .ok()
@@ -505,11 +619,12 @@ fn single(mode: &str, flows: u32, hold: u64) -> Result<()> {
         &format!("{mode}-{flows}"),
         mode,
         &trace,
+        Some(&warm),
         packets,
         1,
         flows,
     )?;
-    let (pps, note) = measure(&r)?;
+    let (pps, note) = measure(&r, Some(flows))?;
     let c = case("rvs", mode, flows, 1, pps, Some(pps / swap), note);
     eprintln!("  ratio to 5tswap: {:.2}", c.ratio_to_5tswap.unwrap_or(0.0));
     if hold > 0 {
@@ -524,11 +639,11 @@ fn single(mode: &str, flows: u32, hold: u64) -> Result<()> {
 /// so that setup cancels out. Unlike the rates, these do not move with the VM's noise.
 fn instructions(out: &Path) -> Result<()> {
     let exe = std::env::current_exe()?;
-    let refs = |mode: &str, bursts: u64| -> Result<u64> {
+    let refs_of = |what: &str, mode: &str, amount: u64| -> Result<u64> {
         let o = Command::new("valgrind")
             .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
             .arg(&exe)
-            .args(["path", mode, &bursts.to_string()])
+            .args([what, mode, &amount.to_string()])
             .output()
             .context("valgrind (apt-get install valgrind)")?;
         let err = String::from_utf8_lossy(&o.stderr);
@@ -537,6 +652,7 @@ fn instructions(out: &Path) -> Result<()> {
             .and_then(|v| v.trim().replace(',', "").parse().ok())
             .with_context(|| format!("no instruction count from callgrind:\n{err}"))
     };
+    let refs = |mode: &str, bursts: u64| refs_of("path", mode, bursts);
     let (short, long) = (1000u64, 6000u64);
     let packets = (long - short) * dataplane::worker::BURST as u64;
     let mut per = serde_json::Map::new();
@@ -545,8 +661,23 @@ fn instructions(out: &Path) -> Result<()> {
         eprintln!("  {mode:<8} {n:.0} instructions per packet");
         per.insert(mode.into(), serde_json::json!((n * 10.0).round() / 10.0));
     }
-    let report =
-        serde_json::json!({ "machine": machine(), "flows": 1000, "instructions_per_packet": per });
+    // Per connection: the lifecycle rig once warm (SYN, ACK, data, FIN; expiry keeping
+    // the table level), two lengths again.
+    let (short, long) = (20_000u64, 60_000u64);
+    let mut per_conn = serde_json::Map::new();
+    for mode in ["dr", "tun", "nat", "fullnat"] {
+        let n = (refs_of("lifecycle", mode, long)? - refs_of("lifecycle", mode, short)?) as f64
+            / (long - short) as f64;
+        eprintln!("  {mode:<8} {n:.0} instructions per connection");
+        per_conn.insert(mode.into(), serde_json::json!(n.round()));
+    }
+    let report = serde_json::json!({
+        "machine": machine(),
+        "flows": 1000,
+        "instructions_per_packet": per,
+        "instructions_per_connection": per_conn,
+        "lifecycle_conns_per_clock_s": rvs_bench::path::LIFECYCLE_CONNS_PER_S,
+    });
     std::fs::write(out, serde_json::to_string_pretty(&report)? + "\n")?;
     eprintln!("wrote {}", out.display());
     Ok(())
@@ -560,6 +691,11 @@ fn option<'a>(args: &'a [String], name: &str) -> Option<&'a String> {
 }
 
 fn main() -> Result<()> {
+    // The lab's namespaces are `rvsb-...`: a test run meanwhile does not take them for
+    // its own leftovers.
+    if std::env::var_os("RVS_LAB_PREFIX").is_none() {
+        std::env::set_var("RVS_LAB_PREFIX", "rvsb");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("instructions") => {
@@ -584,6 +720,14 @@ fn main() -> Result<()> {
                 t.elapsed().as_nanos() as f64 / packets as f64,
                 rig.io.sent
             );
+            Ok(())
+        }
+        Some("lifecycle") => {
+            // A fixed number of full connections after the warm-up, for callgrind.
+            let mode = args.get(1).map(String::as_str).unwrap_or("nat");
+            let conns: u64 = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(100_000);
+            let (rate, table) = lifecycle_rate(mode, conns)?;
+            eprintln!("{mode}: {conns} connections, {rate:.0}/s, {table} in the table");
             Ok(())
         }
         Some("case") => {
@@ -616,11 +760,11 @@ fn main() -> Result<()> {
             let mut all = Vec::new();
             for r in 0..rounds {
                 eprintln!("round {} of {rounds}", r + 1);
-                all.push(rvs_bench::e2e::run(&rvsd, secs, only)?);
+                all.push(rvs_bench::e2e::run(&rvsd, secs, only, r)?);
             }
             let targets = rvs_bench::e2e::median_targets(&all);
             // The medians, and every round they come from.
-            let report = serde_json::json!({ "machine": machine(), "seconds_per_load": secs, "rounds": rounds, "wrk": "1 thread, 16 connections", "flood_pps_target": rvs_bench::e2e::FLOOD_PPS, "targets": targets, "every_round": all });
+            let report = serde_json::json!({ "machine": machine(), "seconds_per_load": secs, "rounds": rounds, "wrk": "1 thread, 16 connections", "flood_pps_target": rvs_bench::e2e::FLOOD_PPS, "targets": targets, "every_round": all, "rotated": true });
             std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
             eprintln!("wrote {}", out.display());
             Ok(())
