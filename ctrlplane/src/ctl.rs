@@ -105,6 +105,11 @@ pub struct WorkerCounters {
     pub arp_replies: u64,
     pub arp_replies_received: u64,
     pub icmp_echo_replies: u64,
+    /// Frames passed up to the kernel twins, and frames they sent out.
+    #[serde(default)]
+    pub to_kernel: u64,
+    #[serde(default)]
+    pub from_kernel: u64,
     pub loops: u64,
     pub idle_sleeps: u64,
     pub connections: u64,
@@ -159,6 +164,8 @@ pub fn read_counters(
                 arp_replies: s.arp_replies.get(),
                 arp_replies_received: s.arp_replies_received.get(),
                 icmp_echo_replies: s.icmp_echo_replies.get(),
+                to_kernel: s.to_kernel.get(),
+                from_kernel: s.from_kernel.get(),
                 loops: s.loops.get(),
                 idle_sleeps: s.idle_sleeps.get(),
                 connections: ipvs.get(i).map_or(0, |x| x.conns.get()),

@@ -170,6 +170,9 @@ impl Director {
                 self.config_path.display()
             ));
         }
+        // The kernel twins' addresses first: if they cannot follow, nothing changes.
+        crate::kernel::sync_addresses(&self.cfg, &next)
+            .map_err(|e| format!("{}: kernel exception path: {e}", self.config_path.display()))?;
         self.cfg = next;
         let g = self.publish();
         tracing::info!(generation = g, "configuration reloaded");

@@ -6,5 +6,6 @@ pub mod config;
 pub mod ctl;
 pub mod director;
 pub mod ipvsadm;
+pub mod kernel;
 pub mod metrics;
 pub mod snapshot;

@@ -164,11 +164,13 @@ fn base_snapshot(cfg: &Config, hw: &[PortHw]) -> Snapshot {
         .ports
         .iter()
         .zip(hw)
-        .map(|(p, h)| PortInfo {
+        .enumerate()
+        .map(|(i, (p, h))| PortInfo {
             name: p.name.clone(),
             mac: h.mac,
             mtu: h.mtu,
             addresses: p.addresses.iter().map(|a| a.0).collect(),
+            kernel: cfg.kernel_index(i),
         })
         .collect();
     let routes: Vec<Route> = cfg
@@ -215,11 +217,20 @@ pub fn restart_needed(running: &Config, next: &Config) -> Option<String> {
     let ids = |c: &Config| {
         c.ports
             .iter()
-            .map(|p| (p.name.clone(), p.device.clone(), p.promiscuous))
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.device.clone(),
+                    p.promiscuous,
+                    p.kernel.clone(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     if ids(running) != ids(next) {
-        return Some("ports were added, removed, renamed or given another device".into());
+        return Some(
+            "ports were added, removed, renamed or given another device or kernel twin".into(),
+        );
     }
     if running.control != next.control {
         return Some("the control section changed".into());

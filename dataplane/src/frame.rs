@@ -128,6 +128,8 @@ impl Frame for HeapFrame {
 #[derive(Debug, Default)]
 pub struct CaptureIo {
     pub sent: Vec<(usize, HeapFrame)>,
+    /// Frames waiting to be received, with their port.
+    pub inbox: std::collections::VecDeque<(usize, HeapFrame)>,
     /// When set, `alloc` fails (to test allocation-failure paths).
     pub exhausted: bool,
 }
@@ -140,6 +142,14 @@ impl Io for CaptureIo {
     }
     fn send(&mut self, port: usize, frame: HeapFrame) {
         self.sent.push((port, frame));
+    }
+    fn rx_burst(&mut self, port: usize, rx: &mut arrayvec::ArrayVec<HeapFrame, BURST>) {
+        while !rx.is_full() {
+            match self.inbox.iter().position(|(p, _)| *p == port) {
+                Some(i) => rx.extend(self.inbox.remove(i).map(|(_, f)| f)),
+                None => break,
+            }
+        }
     }
 }
 

@@ -123,6 +123,7 @@ mod tests {
                 "198.18.0.2/24".parse().unwrap(),
                 "198.18.0.100/32".parse().unwrap(),
             ],
+            kernel: None,
         }];
         let s = Snapshot::new(ports, &[], vec![], NeighParams::default());
         assert!(s.net.owned.owned_on(Ipv4Addr::new(198, 18, 0, 100), 0));

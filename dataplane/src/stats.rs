@@ -106,7 +106,10 @@ pub struct PortCounters {
 /// Frames a worker answered or consumed without dropping them; with the drop counters
 /// this accounts for every received frame.
 pub fn handled(s: &WorkerStats) -> u64 {
-    s.arp_replies.get() + s.arp_replies_received.get() + s.icmp_echo_replies.get()
+    s.arp_replies.get()
+        + s.arp_replies_received.get()
+        + s.icmp_echo_replies.get()
+        + s.to_kernel.get()
 }
 
 /// One worker's counters. Allocated once per worker; aligned so that two workers never
@@ -122,6 +125,10 @@ pub struct WorkerStats {
     pub arp_requests: Counter,
     pub arp_replies_received: Counter,
     pub icmp_echo_replies: Counter,
+    /// Frames passed up to a kernel twin (the exception path), and frames the kernel
+    /// sent that left through its port.
+    pub to_kernel: Counter,
+    pub from_kernel: Counter,
     pub snapshot_generation: Counter,
     pub loops: Counter,
     pub idle_sleeps: Counter,

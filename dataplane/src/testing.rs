@@ -71,6 +71,7 @@ pub fn robustness_snapshot() -> crate::snapshot::Snapshot {
             "198.18.0.2/24".parse().expect("prefix"),
             "198.18.1.2/24".parse().expect("prefix"),
         ],
+        kernel: None,
     }];
     let neigh = [
         (Ipv4Addr::new(198, 18, 1, 1), 0xc1u8),

@@ -146,6 +146,8 @@ enum Kind {
     Ipv4,
     /// IPv4 handed over by the worker that received it: this worker owns it.
     Redirected,
+    /// For the port's kernel twin as it is (IPv6, other ethertypes).
+    Kernel,
 }
 
 /// A frame's kind and its connection-table bucket from the prefetch pass (or NO_HINT).
@@ -222,6 +224,9 @@ impl<F: Frame> WorkerCore<F> {
             io.rx_burst(port, &mut rx);
             got += rx.len();
             self.rx_burst(rx, port, now, io);
+            if let Some(k) = self.snap.net.kernel_of(port) {
+                got += self.kernel_out(k, port, io);
+            }
         }
         io.flush();
         self.stats.loops.inc();
@@ -230,6 +235,26 @@ impl<F: Frame> WorkerCore<F> {
 
     /// Once per loop iteration: adopt a new snapshot, read the mailbox, run timers, and
     /// handle what other workers redirected here.
+    /// What the kernel twin `k` of `port` sent leaves through `port` as it is: the
+    /// kernel has the port's MAC and addresses, and resolves its own neighbours.
+    fn kernel_out<I: Io<Frame = F>>(&mut self, k: usize, port: usize, io: &mut I) -> usize {
+        let mut rx = ArrayVec::<F, BURST>::new();
+        io.rx_burst(k, &mut rx);
+        let n = rx.len();
+        if n > 0 {
+            let bytes: u64 = rx.iter().map(|f| f.data().len() as u64).sum();
+            if let Some(pc) = self.stats.ports.get(k) {
+                pc.rx_packets.add(n as u64);
+                pc.rx_bytes.add(bytes);
+            }
+            self.stats.from_kernel.add(n as u64);
+            for f in rx {
+                io.send(port, f);
+            }
+        }
+        n
+    }
+
     #[inline]
     pub fn poll_control<I: Io<Frame = F>>(&mut self, now: u64, io: &mut I) {
         if self.cell.generation() != self.snap.generation {
@@ -418,6 +443,7 @@ impl<F: Frame> WorkerCore<F> {
                 r
             }
             Kind::Dropped => Ok(()),
+            Kind::Kernel => net::up(frame, port, DropReason::UnknownEthertype, &mut net),
             Kind::Ipv4 | Kind::Redirected => {
                 let workers = redirect.workers();
                 if seen.kind == Kind::Ipv4 && workers > 1 && !snap.ipvs.is_empty() {
@@ -435,7 +461,7 @@ impl<F: Frame> WorkerCore<F> {
                     net,
                 };
                 match ipvs.process(frame, h, seen.bucket, &mut cx) {
-                    Ok(Verdict::Pass(f)) => net::ipv4_local(cx.neigh, f, h, &mut cx.net),
+                    Ok(Verdict::Pass(f)) => net::ipv4_local(cx.neigh, f, h, port, &mut cx.net),
                     Ok(Verdict::Done) => Ok(()),
                     Err(r) => Err(r),
                 }
@@ -462,6 +488,7 @@ fn classify(frame: &[u8], port: usize, snap: &Snapshot, h: &mut IpHdr) -> Result
             h.l3 = l3 as u16;
             Ok(Kind::Arp)
         }
+        _ if snap.net.kernel_of(port).is_some() => Ok(Kind::Kernel),
         ethertype::IPV6 => Err(DropReason::Ipv6),
         _ => Err(DropReason::UnknownEthertype),
     }
@@ -483,6 +510,7 @@ mod tests {
             mac: MacAddr([2, 0, 0, 0, 0, 0xd0]),
             mtu: 1500,
             addresses: vec!["198.18.0.2/24".parse().unwrap()],
+            kernel: None,
         }];
         Snapshot::new(ports, &[], neighbours, NeighParams::default())
     }

@@ -101,7 +101,12 @@ impl Daemon {
             file_prefix: cfg.eal.file_prefix.clone(),
             hugepages: cfg.eal.hugepages,
             memory_mb: cfg.eal.memory_mb,
-            devices: cfg.ports.iter().map(|p| cfg.eal_device(p)).collect(),
+            devices: cfg
+                .ports
+                .iter()
+                .map(|p| cfg.eal_device(p))
+                .chain(cfg.kernel_twins().map(|(_, k)| cfg.kernel_device(k)))
+                .collect(),
             extra_args: cfg.eal.extra_args.clone(),
         };
         let eal = Eal::init(&params)?;
@@ -120,7 +125,32 @@ impl Daemon {
                 format!("{}: port {:?} cannot start", config_path.display(), p.name)
             })?);
         }
-        let hw: Vec<PortHw> = ports
+        // The kernel twins, after the ports (their I/O indexes follow the ports'), each
+        // with its port's MAC.
+        for (i, k) in cfg.kernel_twins() {
+            let pp = PortParams {
+                name: k.name.clone(),
+                device: cfg.kernel_device(k),
+                queues: w as u16,
+                rx_desc: cfg.dataplane.rx_desc,
+                tx_desc: cfg.dataplane.tx_desc,
+                promiscuous: false,
+            };
+            let what = || {
+                format!(
+                    "{}: ports[{i}].kernel {:?} cannot start",
+                    config_path.display(),
+                    k.name
+                )
+            };
+            let mut twin = Port::start(&pp, pool).with_context(what)?;
+            twin.set_mac(ports[i].mac).with_context(what)?;
+            ports.push(twin);
+        }
+        ctrlplane::kernel::bring_up(&cfg)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{}: the kernel exception path", config_path.display()))?;
+        let hw: Vec<PortHw> = ports[..cfg.ports.len()]
             .iter()
             .map(|p| PortHw {
                 mac: p.mac,
@@ -237,7 +267,13 @@ impl Daemon {
                     eal_args: eal_args.clone(),
                 }),
                 Request::Counters => {
-                    let names: Vec<String> = d.cfg.ports.iter().map(|p| p.name.clone()).collect();
+                    let names: Vec<String> = d
+                        .cfg
+                        .ports
+                        .iter()
+                        .map(|p| p.name.clone())
+                        .chain(d.cfg.kernel_twins().map(|(_, k)| k.name.clone()))
+                        .collect();
                     Response::Counters(ctl::read_counters(&stats, &ipvs_stats, &names))
                 }
                 Request::Ipvs { commands } => match d.apply(&commands) {

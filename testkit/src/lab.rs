@@ -15,6 +15,8 @@ pub const VIP: &str = "198.18.1.100";
 pub struct Lab {
     pub t: Topology,
     pub client: Host,
+    /// The director's namespace (rvsd runs there; its kernel twin too, when asked).
+    pub dir: Host,
     pub rs: Vec<Host>,
     pub servers: Vec<HttpServer>,
 }
@@ -81,6 +83,11 @@ pub fn real_server_hosts(t: &mut Topology, mode: Mode) -> Vec<Host> {
 /// Builds the topology, configures the real servers for `mode` and starts `rvsd` with
 /// `services` (YAML list items, indented by 2) and `workers`.
 pub fn lab(rvsd: &Path, mode: Mode, services: &str, workers: usize) -> Lab {
+    lab_port(rvsd, mode, services, workers, "")
+}
+
+/// `lab` with more keys for the director's port (YAML lines indented by 4).
+pub fn lab_port(rvsd: &Path, mode: Mode, services: &str, workers: usize, port: &str) -> Lab {
     let mut t = Topology::new();
     let client = t.add_host("client", Some("198.18.1.1/24"));
     client.run(&["ip", "route", "add", "default", "via", "198.18.1.2"]);
@@ -95,7 +102,7 @@ ports:
   - name: lan0
     device: "net_af_packet0,iface=eth0"
     addresses: ["198.18.0.2/24", "198.18.1.2/24"]
-control: {{ socket: "{{SOCKET}}" }}
+{port}control: {{ socket: "{{SOCKET}}" }}
 services:
 {services}
 "#
@@ -104,6 +111,7 @@ services:
     Lab {
         t,
         client,
+        dir,
         rs,
         servers,
     }

@@ -19,8 +19,8 @@ mod values;
 
 pub use cpus::{online_cpus, parse_cpu_list};
 pub use sections::{
-    ControlConf, DataplaneConf, EalConf, Hugepages, IdlePolicy, IpvsConf, MetricsConf, NeighConf,
-    NeighbourConf, PortConf, RouteConf, TimeoutConf,
+    ControlConf, DataplaneConf, EalConf, Hugepages, IdlePolicy, IpvsConf, KernelConf, MetricsConf,
+    NeighConf, NeighbourConf, PortConf, RouteConf, TimeoutConf,
 };
 pub use service::{PersistenceConf, RealServerConf, ServiceConf};
 pub use values::{Addr, Endpoint, Mac, Prefix};
@@ -101,6 +101,38 @@ impl Config {
 
     pub fn port_index(&self, name: &str) -> Option<usize> {
         self.ports.iter().position(|p| p.name == name)
+    }
+
+    /// The ports' kernel twins, in order: each with its port's index. Their I/O port
+    /// indexes follow the configured ports' (`kernel_index`).
+    pub fn kernel_twins(&self) -> impl Iterator<Item = (usize, &KernelConf)> {
+        self.ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.kernel.as_ref().map(|k| (i, k)))
+    }
+
+    /// The I/O port index of the kernel twin of port `i`.
+    pub fn kernel_index(&self, i: usize) -> Option<usize> {
+        self.ports.get(i)?.kernel.as_ref()?;
+        let before = self.ports[..i]
+            .iter()
+            .filter(|p| p.kernel.is_some())
+            .count();
+        Some(self.ports.len() + before)
+    }
+
+    /// Every I/O port: the configured ports, then their kernel twins.
+    pub fn io_ports(&self) -> usize {
+        self.ports.len() + self.kernel_twins().count()
+    }
+
+    /// The DPDK device of a kernel twin.
+    pub fn kernel_device(&self, k: &KernelConf) -> String {
+        match &k.device {
+            Some(d) => d.clone(),
+            None => format!("net_tap_{},iface={}", k.name, k.name),
+        }
     }
 
     pub fn cpus(&self) -> Vec<usize> {

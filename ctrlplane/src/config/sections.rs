@@ -88,6 +88,23 @@ pub struct PortConf {
     pub addresses: Vec<Prefix>,
     #[serde(default)]
     pub promiscuous: bool,
+    /// The exception path: a kernel interface twin of this port (same MAC, the port's
+    /// addresses), which gets what rvs does not consume and whose traffic leaves here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelConf>,
+}
+
+/// A port's kernel twin (DPVS's KNI device).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelConf {
+    /// The kernel interface's name (at most 15 characters, as Linux allows).
+    pub name: String,
+    /// The DPDK device that makes it; by default `net_tap_<name>,iface=<name>`. Where
+    /// the kernel has vhost-net, DPDK recommends
+    /// `virtio_user_<name>,path=/dev/vhost-net,queues=N,queue_size=1024,iface=<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -355,3 +355,31 @@ fn duplicate_services_are_rejected() {
         pos_of(&dup, "vip: \"198.18.1.100:80\"\n    real_servers: []")
     );
 }
+
+#[test]
+fn a_kernel_twin_is_placed_after_the_ports_and_its_name_checked() {
+    let t = GOOD.replace(
+        "    addresses: [\"198.18.0.2/24\"]\n",
+        "    addresses: [\"198.18.0.2/24\"]\n    kernel: { name: lan0k }\n",
+    );
+    let c = Config::parse(&t, "t.yaml").unwrap();
+    assert_eq!(c.io_ports(), 2);
+    assert_eq!(c.kernel_index(0), Some(1));
+    let k = c.ports[0].kernel.as_ref().unwrap();
+    assert_eq!(c.kernel_device(k), "net_tap_lan0k,iface=lan0k");
+    // The snapshot's port knows its twin.
+    let hw = [crate::snapshot::PortHw {
+        mac: dataplane::packet::MacAddr([2, 0, 0, 0, 0, 1]),
+        mtu: 1500,
+    }];
+    assert_eq!(crate::snapshot::build(&c, &hw).net.kernel_of(0), Some(1));
+    // A name Linux would refuse, pointed at.
+    let bad = t.replace("name: lan0k", "name: a-name-far-too-long");
+    let (pos, key, msg) = err_of(&bad);
+    assert_eq!(key, "ports[0].kernel.name", "{msg}");
+    assert_eq!(pos, pos_of(&bad, "name: a-name-far-too-long"), "{msg}");
+    assert!(msg.contains("1 to 15"), "{msg}");
+    // Adding a twin is a restart, not a reload.
+    let plain = Config::parse(GOOD, "t.yaml").unwrap();
+    assert!(crate::snapshot::restart_needed(&plain, &c).is_some());
+}

@@ -62,7 +62,7 @@ impl Config {
             );
         }
         let need = (u32::from(d.rx_desc) + u32::from(d.tx_desc))
-            * (self.ports.len() * d.workers) as u32
+            * (self.io_ports() * d.workers) as u32
             + 1024;
         if d.mbufs < need {
             err(
@@ -84,15 +84,40 @@ impl Config {
         if self.ports.is_empty() {
             err("ports".into(), "at least one port is needed".into());
         }
-        if self.ports.len() > dataplane::stats::MAX_PORTS {
+        if self.io_ports() > dataplane::stats::MAX_PORTS {
             err(
                 "ports".into(),
                 format!(
-                    "{} ports; at most {} are supported",
-                    self.ports.len(),
+                    "{} ports and kernel twins; at most {} are supported",
+                    self.io_ports(),
                     dataplane::stats::MAX_PORTS
                 ),
             );
+        }
+        let mut kernels = HashSet::new();
+        for (i, k) in self.kernel_twins() {
+            let key = format!("ports[{i}].kernel.name");
+            let ok_chars = k
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if k.name.is_empty() || k.name.len() > 15 || !ok_chars {
+                err(
+                    key,
+                    format!(
+                        "{:?}: a Linux interface name is 1 to 15 letters, digits, '_', '.' or '-'",
+                        k.name
+                    ),
+                );
+            } else if !kernels.insert(k.name.as_str()) {
+                err(key, format!("kernel interface {:?} is used twice", k.name));
+            }
+            if k.device.as_deref().is_some_and(|d| d.trim().is_empty()) {
+                err(
+                    format!("ports[{i}].kernel.device"),
+                    "give a vdev such as net_tap_lan0k,iface=lan0k, or leave it out".into(),
+                );
+            }
         }
         let mut names = HashSet::new();
         let mut devices = HashSet::new();

@@ -146,6 +146,26 @@ impl Port {
     }
 }
 
+impl Port {
+    /// Gives the port `mac` (a kernel twin takes its DPDK port's MAC, so that the
+    /// kernel's frames leave with the port's address and replies come back to it).
+    pub fn set_mac(&mut self, mac: MacAddr) -> Result<(), IoError> {
+        let mut a = sys::rte_ether_addr { addr_bytes: mac.0 };
+        // SAFETY: `self.id` is a started port; `a` is a valid `rte_ether_addr` that DPDK
+        // only reads during the call.
+        let rc = unsafe { sys::rte_eth_dev_default_mac_addr_set(self.id, &mut a) };
+        if rc != 0 {
+            return Err(IoError::Port {
+                name: self.name.clone(),
+                device: self.device.clone(),
+                what: format!("cannot set MAC {mac}: {}", super::rte_error(rc)),
+            });
+        }
+        self.mac = mac;
+        Ok(())
+    }
+}
+
 impl Drop for Port {
     fn drop(&mut self) {
         // SAFETY: DPDK checks the port id (an unknown or already closed port gets -ENODEV,

@@ -78,6 +78,7 @@ fn snapshot(services: Vec<Service>, nodest: bool) -> Snapshot {
             "198.18.0.2/24".parse().unwrap(),
             "198.18.1.2/24".parse().unwrap(),
         ],
+        kernel: None,
     }];
     let neigh = vec![
         StaticNeigh {

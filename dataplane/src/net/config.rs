@@ -14,6 +14,10 @@ pub struct PortInfo {
     pub mac: MacAddr,
     pub mtu: u16,
     pub addresses: Vec<Ipv4Net>,
+    /// The I/O port index of this port's kernel twin (the exception path), if it has
+    /// one: what no worker consumes goes up there, and what the kernel sends on it
+    /// leaves through this port.
+    pub kernel: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +87,22 @@ impl NetConfig {
             net: Ipv4Net { addr: a, len: 32 },
             port,
         });
+    }
+}
+
+impl NetConfig {
+    /// Whether `a` is one of the ports' own addresses (a DIP, which the kernel twin has
+    /// too), as opposed to a VIP that only rvs answers.
+    pub fn is_port_address(&self, a: Ipv4Addr) -> bool {
+        self.ports
+            .iter()
+            .any(|p| p.addresses.iter().any(|n| n.addr == a))
+    }
+
+    /// The kernel twin of `port`, if it has one.
+    #[inline]
+    pub fn kernel_of(&self, port: usize) -> Option<usize> {
+        self.ports.get(port).and_then(|p| p.kernel)
     }
 }
 

@@ -6,12 +6,21 @@
 //! (ARP reply, echo reply), learn from it (ARP), or drop it with a reason. rvs is not a
 //! router: traffic for addresses it does not own is dropped. Every function here reads
 //! only the L2/L3 part of the snapshot (`NetConfig`).
+//!
+//! A port with a kernel twin (the exception path, `up`) passes it what rvs does not
+//! consume and the kernel may want: TCP, UDP and other protocols to the port's own
+//! addresses (health checks' replies, ssh), ICMP other than echo requests (errors about
+//! the kernel's probes, echo replies to its pings), fragments to those addresses, link
+//! multicast and broadcast (VRRP, OSPF), ARP that rvs does not answer (replies to the
+//! kernel's requests), and IPv6. DPVS does the same with its KNI device.
 
 pub mod addr;
 pub mod config;
 pub mod neigh;
 pub mod route;
 
+#[cfg(test)]
+mod kernel_tests;
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +103,25 @@ pub fn l2_filter(frame: &[u8], port: usize, cfg: &NetConfig) -> Result<L3Start, 
     })
 }
 
+/// Passes `frame`, which arrived on `port`, up to that port's kernel twin; without one it
+/// is dropped for `reason`.
+#[inline]
+pub fn up<F: Frame, I: Io<Frame = F>>(
+    frame: F,
+    port: usize,
+    reason: DropReason,
+    cx: &mut Cx<'_, I>,
+) -> Result<(), DropReason> {
+    match cx.cfg.kernel_of(port) {
+        Some(k) => {
+            cx.stats.to_kernel.inc();
+            cx.io.send(k, frame);
+            Ok(())
+        }
+        None => Err(reason),
+    }
+}
+
 /// IPv4 header checks done once for every IPv4 frame (lengths, version, checksum), and
 /// the one parse of its header that every later stage reads.
 #[inline]
@@ -132,7 +160,8 @@ pub fn arp_input<F: Frame, I: Io<Frame = F>>(
         port,
     });
     if !for_us {
-        return (learned, Err(DropReason::ArpNotOurs));
+        // Announcements and requests for other hosts: the kernel keeps its own table.
+        return (learned, up(frame, port, DropReason::ArpNotOurs, cx));
     }
     let verdict = match op {
         arp::OP_REQUEST => {
@@ -149,33 +178,50 @@ pub fn arp_input<F: Frame, I: Io<Frame = F>>(
                 Err(DropReason::ArpMalformed)
             }
         }
-        // A reply to us has done its job by being learned above.
-        arp::OP_REPLY => {
-            cx.stats.arp_replies_received.inc();
-            Ok(())
-        }
+        // A reply to us has done its job by being learned above, unless the kernel
+        // asked too (its own neighbour table resolves the health checks' targets).
+        arp::OP_REPLY => match cx.cfg.kernel_of(port) {
+            Some(_) => up(frame, port, DropReason::ArpNotOurs, cx),
+            None => {
+                cx.stats.arp_replies_received.inc();
+                Ok(())
+            }
+        },
         _ => Err(DropReason::ArpMalformed),
     };
     (learned, verdict)
 }
 
-/// Local delivery of an IPv4 packet: ICMP echo for owned addresses; the rest is
+/// Local delivery of an IPv4 packet that arrived on `port`: ICMP echo for owned
+/// addresses; what the kernel twin wants goes up (see the module's comment); the rest is
 /// dropped with its reason.
 pub fn ipv4_local<F: Frame, I: Io<Frame = F>>(
     neigh: &mut NeighTable<F>,
     mut frame: F,
     h: &IpHdr,
+    port: usize,
     cx: &mut Cx<'_, I>,
 ) -> Result<(), DropReason> {
     // Weak host model, like Linux: an owned address is answered on any port.
     if cx.cfg.owned.get(h.dst).is_none() {
+        if h.dst.is_multicast() || h.dst.is_broadcast() {
+            return up(frame, port, DropReason::NotLocal, cx);
+        }
         return Err(DropReason::NotLocal);
     }
+    // The kernel has the ports' own addresses, not the VIPs.
+    let kernels = cx.cfg.is_port_address(h.dst);
     if h.is_fragment() {
-        return Err(DropReason::Ipv4Fragment);
+        return match kernels {
+            true => up(frame, port, DropReason::Ipv4Fragment, cx),
+            false => Err(DropReason::Ipv4Fragment),
+        };
     }
     if h.proto != crate::packet::ipv4::protocol::ICMP {
-        return Err(DropReason::L4Unhandled);
+        return match kernels {
+            true => up(frame, port, DropReason::L4Unhandled, cx),
+            false => Err(DropReason::L4Unhandled),
+        };
     }
     match frame
         .data()
@@ -184,7 +230,10 @@ pub fn ipv4_local<F: Frame, I: Io<Frame = F>>(
     {
         Some(Ok(i)) if !i.verify_checksum() => return Err(DropReason::IcmpBadChecksum),
         Some(Ok(i)) if i.msg_type() != icmp::kind::ECHO_REQUEST => {
-            return Err(DropReason::IcmpUnhandled)
+            return match kernels {
+                true => up(frame, port, DropReason::IcmpUnhandled, cx),
+                false => Err(DropReason::IcmpUnhandled),
+            };
         }
         Some(Ok(_)) => {}
         _ => return Err(DropReason::IcmpMalformed),

@@ -28,6 +28,7 @@ fn snap(neighbours: Vec<StaticNeigh>) -> Snapshot {
         mac: DMAC,
         mtu: 1500,
         addresses: vec!["198.18.0.2/24".parse().unwrap()],
+        kernel: None,
     }];
     let routes = [Route {
         prefix: "0.0.0.0/0".parse().unwrap(),
