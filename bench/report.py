@@ -205,6 +205,26 @@ def main():
         w("Legit success: completed requests / (completed + wrk's socket errors and non-2xx answers) during the flood.\n")
         w("Reproduce this section alone: `target/release/rvs-bench e2e` (`--only nftables,af_xdp` for some targets).\n")
         w("![end to end](bench/results/e2e.png)\n")
+    k = load("kernel.json")
+    if k:
+        w("## The kernel exception path (iperf3)\n")
+        w(f"{k['tool']}, {k['seconds']} s per direction, {len(k['every_round'])} rounds alternating which path goes first: a client and a server on the director's kernel, through rvs's kernel twin (net_af_packet port, net_tap twin, 1 worker) and, as the same-run baseline, with the director's kernel owning the interface itself. Each rvs run checks that its bytes crossed the twin (its to_kernel/from_kernel counters).\n")
+        paths = [r["path"] for r in k["every_round"][0]]
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        rows_k = {p: [x for rnd in k["every_round"] for x in rnd if x["path"] == p] for p in paths}
+        base = rows_k.get("kernel", [])
+        w("| path | to the director Gbit/s (median) | vs kernel, every round | from the director Gbit/s (median) | vs kernel, every round |")
+        w("|---|---:|---|---:|---|")
+        for p in paths:
+            xs = rows_k[p]
+            ratios = lambda key: ", ".join(f"{x[key] / b[key]:.2f}" for x, b in zip(xs, base)) if base else ""
+            w(f"| {p} | {med([x['to_director_gbps'] for x in xs]):.2f} | {ratios('to_director_gbps')} | {med([x['from_director_gbps'] for x in xs]):.2f} | {ratios('from_director_gbps')} |")
+        w("")
+        ctx = RES / "NOTES-kernel.md"
+        if ctx.exists():
+            text = ctx.read_text()
+            w(text[text.index("-->") + 3:].strip() + "\n")
+        w("Reproduce this section alone: `target/release/rvs-bench kernel`.\n")
     rows_m = micro()
     if rows_m:
         w("## Micro-benchmarks (criterion, median)\n")

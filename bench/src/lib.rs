@@ -4,6 +4,7 @@
 //! can be reproduced bit for bit.
 
 pub mod e2e;
+pub mod kernel;
 pub mod path;
 pub mod setup;
 pub mod trace;

@@ -12,6 +12,7 @@
 //!   rvs-bench path MODE [BURSTS]              rvs's own path without DPDK (callgrind)
 //!   rvs-bench lifecycle MODE [CONNS]          full connections through that path
 //!   rvs-bench instructions [--out FILE]       instructions per packet and connection
+//!   rvs-bench kernel [--quick] [--out FILE]   the exception path's throughput (iperf3)
 
 use anyhow::{bail, Context, Result};
 use ctrlplane::ctl::{call, Request, Response};
@@ -745,6 +746,18 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|| PathBuf::from("bench/results/throughput.json"));
             throughput(quick, &out)
         }
+        Some("kernel") => {
+            let quick = args.iter().any(|a| a == "--quick");
+            let out = option(&args, "--out")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("bench/results/kernel.json"));
+            let (secs, rounds) = if quick { (3, 1) } else { (5, 3) };
+            let all = rvs_bench::kernel::run(&rvsd_exe()?, secs, rounds)?;
+            let report = serde_json::json!({ "machine": machine(), "seconds": secs, "tool": "iperf3, TCP, one stream", "every_round": all });
+            std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
         Some("e2e") => {
             let quick = args.iter().any(|a| a == "--quick");
             let secs = if quick { 3 } else { 6 };
@@ -769,6 +782,6 @@ fn main() -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        _ => bail!("usage: rvs-bench throughput|e2e [--quick] [--out FILE] [--only TARGET] | case MODE FLOWS [--hold SECS] | path MODE [BURSTS] | instructions [--out FILE]"),
+        _ => bail!("usage: rvs-bench throughput|e2e|kernel [--quick] [--out FILE] [--only TARGET] | case MODE FLOWS [--hold SECS] | path MODE [BURSTS] | instructions [--out FILE]"),
     }
 }
