@@ -380,7 +380,13 @@ pub fn edit(cfg: &mut Config, c: &Command) -> Result<(), String> {
                     .map(Addr)
                     .collect(),
                 toa: o.toa,
-                real_servers: Vec::new(),
+                ..ServiceConf::bare(
+                    Endpoint {
+                        addr: k.addr,
+                        port: k.port,
+                    },
+                    k.proto,
+                )
             });
         }
         Command::EditService(k, o) => {
@@ -421,6 +427,7 @@ pub fn edit(cfg: &mut Config, c: &Command) -> Result<(), String> {
                 weight: o.weight.unwrap_or(1),
                 upper_threshold: o.u_threshold.unwrap_or(0),
                 lower_threshold: o.l_threshold.unwrap_or(0),
+                ..RealServerConf::bare(Endpoint { addr: *a, port: *p })
             });
         }
         Command::EditServer(k, a, p, o) => {

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod ctl;
 pub mod director;
+pub mod health;
 pub mod ipvsadm;
 pub mod kernel;
 pub mod metrics;

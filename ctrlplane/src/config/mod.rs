@@ -11,6 +11,7 @@
 //! and endpoints written as strings), `validate` (the second pass) and `cpus` (CPU lists).
 
 mod cpus;
+mod health;
 pub mod locate;
 mod sections;
 mod service;
@@ -18,6 +19,7 @@ mod validate;
 mod values;
 
 pub use cpus::{online_cpus, parse_cpu_list};
+pub use health::{CheckConf, CheckType, SorryServerConf, StatusCodes, UrlConf};
 pub use sections::{
     ControlConf, DataplaneConf, EalConf, Hugepages, IdlePolicy, IpvsConf, KernelConf, MetricsConf,
     NeighConf, NeighbourConf, PortConf, RouteConf, TimeoutConf,

@@ -1,5 +1,6 @@
 //! Virtual services and their real servers (`services:`).
 
+use super::health::{is_false, CheckConf, SorryServerConf};
 use super::values::{Addr, Endpoint};
 use dataplane::ipvs::conn::Fwd;
 use dataplane::ipvs::sched::SchedKind;
@@ -28,6 +29,49 @@ pub struct ServiceConf {
     pub toa: bool,
     #[serde(default)]
     pub real_servers: Vec<RealServerConf>,
+    // Health-check defaults for the checks below (keepalived's inheritance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_port: Option<u16>,
+    /// A failed real server stays at weight 0 instead of leaving the service.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inhibit_on_failure: bool,
+    /// Real servers start down until their first successful check.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub alpha: bool,
+    /// Run quorum_down and notify_down scripts at shutdown.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub omega: bool,
+    /// The sum of live real servers' weights the service needs (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hysteresis: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_up: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_down: Option<String>,
+    /// Takes the traffic while the quorum is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<SorryServerConf>,
+    /// The sorry server stays in the service at weight 0 while the quorum holds.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sorry_server_inhibit: bool,
 }
 
 fn default_proto() -> Proto {
@@ -66,6 +110,36 @@ pub struct RealServerConf {
     pub upper_threshold: u32,
     #[serde(default)]
     pub lower_threshold: u32,
+    // Health-check defaults for the checks below (keepalived's inheritance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_loop: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_before_retry: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindto: Option<Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_port: Option<u16>,
+    /// Overrides the service's `inhibit_on_failure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibit_on_failure: Option<bool>,
+    /// Scripts run when the server goes up or down (keepalived's arguments appended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_up: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_down: Option<String>,
+    /// The server is down while any of them fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckConf>,
 }
 
 fn default_fwd() -> Fwd {
@@ -73,4 +147,64 @@ fn default_fwd() -> Fwd {
 }
 fn default_weight() -> u32 {
     1
+}
+
+impl ServiceConf {
+    /// A service with every optional key at its default (ipvsadm -A builds on it).
+    pub fn bare(vip: Endpoint, protocol: Proto) -> ServiceConf {
+        ServiceConf {
+            vip,
+            protocol,
+            scheduler: default_sched(),
+            flags: Vec::new(),
+            persistence: None,
+            local_addresses: Vec::new(),
+            toa: false,
+            real_servers: Vec::new(),
+            delay_loop: None,
+            connect_timeout: None,
+            retry: None,
+            delay_before_retry: None,
+            warmup: None,
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            bind_port: None,
+            inhibit_on_failure: false,
+            alpha: false,
+            omega: false,
+            quorum: None,
+            hysteresis: None,
+            quorum_up: None,
+            quorum_down: None,
+            sorry_server: None,
+            sorry_server_inhibit: false,
+        }
+    }
+}
+
+impl RealServerConf {
+    /// A real server with every optional key at its default (ipvsadm -a builds on it).
+    pub fn bare(address: Endpoint) -> RealServerConf {
+        RealServerConf {
+            address,
+            forward: default_fwd(),
+            weight: default_weight(),
+            upper_threshold: 0,
+            lower_threshold: 0,
+            delay_loop: None,
+            connect_timeout: None,
+            retry: None,
+            delay_before_retry: None,
+            warmup: None,
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            bind_port: None,
+            inhibit_on_failure: None,
+            notify_up: None,
+            notify_down: None,
+            checks: Vec::new(),
+        }
+    }
 }

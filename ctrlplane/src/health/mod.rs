@@ -1,0 +1,303 @@
+//! keepalived's health checking, native in rvsd: every real server's checks run as
+//! probes in one asynchronous runtime (one thread, never a thread or a process per check
+//! except MISC_CHECK's script), each on its own timer, a slow one never delaying another.
+//! Their results make an `Overlay` that the director applies on top of the running
+//! configuration when it builds a snapshot; the configuration itself never changes.
+//!
+//! One module per concern: `resolve` (inheritance, defaults, probe identity), `run` (a
+//! probe's timing and keepalived's retry counting), `overlay` (what health changes in
+//! the snapshot), and one module per checker type.
+
+mod http;
+mod misc;
+pub mod overlay;
+pub mod resolve;
+mod run;
+mod tcp;
+
+pub use overlay::{effective, Overlay, RsHealth};
+pub use resolve::{Probe, RsKey};
+
+use crate::config::{Config, ServiceConf};
+use run::ProbeState;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// One check's outcome.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Ok with a dynamic weight (MISC_CHECK misc_dynamic), or why it failed.
+    pub result: Result<Option<u32>, String>,
+    pub duration: Duration,
+    pub at: SystemTime,
+}
+
+/// What `rvsadm --health` shows of one checker of one real server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// "TCP 198.18.1.100:80".
+    pub service: String,
+    pub real_server: String,
+    /// keepalived's name: HTTP_GET, TCP_CHECK, ...
+    pub check: String,
+    /// Where the probe connects.
+    pub target: String,
+    pub up: bool,
+    pub consecutive_failures: u32,
+    /// "ok", or why the last check failed; "" before the first.
+    pub last_result: String,
+    pub last_duration_ms: f64,
+    /// Seconds since the epoch of the last check and of the last change of state.
+    pub last_check_unix: f64,
+    pub last_change_unix: f64,
+    pub checks_ok: u64,
+    pub checks_failed: u64,
+    pub seconds_total: f64,
+    /// Real servers (of any service) sharing this probe.
+    pub shared_by: usize,
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0)
+        .unwrap_or(0.0)
+}
+
+struct Running {
+    state: Arc<Mutex<ProbeState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Inner {
+    probes: HashMap<Probe, Running>,
+    /// Real servers with checks and their probes, in configuration order.
+    servers: Vec<(RsKey, Vec<Probe>)>,
+    /// The services, as configured (weights, quorum, scripts).
+    services: Vec<ServiceConf>,
+    overlay: Overlay,
+    /// Where scripts (quorum_up, quorum_down) run.
+    handle: Option<tokio::runtime::Handle>,
+}
+
+type OnChange = Arc<dyn Fn(Overlay) + Send + Sync>;
+
+/// The health checker: its runtime and its probes.
+pub struct Health {
+    rt: tokio::runtime::Runtime,
+    inner: Arc<Mutex<Inner>>,
+    on_change: OnChange,
+}
+
+impl Health {
+    /// Starts the runtime; `on_change` gets every new overlay (from the runtime's
+    /// thread, with no lock of the health checker held).
+    pub fn start(on_change: impl Fn(Overlay) + Send + Sync + 'static) -> std::io::Result<Health> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("rvs-health")
+            .enable_all()
+            .build()?;
+        Ok(Health {
+            rt,
+            inner: Arc::default(),
+            on_change: Arc::new(on_change),
+        })
+    }
+
+    /// Runs the probes `cfg` asks for: new ones start, gone ones stop, and unchanged
+    /// ones keep running with their state - a reload neither flaps a server nor fires
+    /// a storm of checks (keepalived issues #1720, #2318). Returns the overlay now.
+    pub fn apply(&self, cfg: &Config) -> Overlay {
+        let servers = resolve::probes(cfg);
+        let wanted: HashSet<&Probe> = servers.iter().flat_map(|(_, ps)| ps).collect();
+        let Ok(mut inner) = self.inner.lock() else {
+            return Overlay::default();
+        };
+        inner.probes.retain(|p, r| {
+            let keep = wanted.contains(p);
+            if !keep {
+                r.task.abort();
+            }
+            keep
+        });
+        for p in wanted {
+            if inner.probes.contains_key(p) {
+                continue;
+            }
+            let state = Arc::new(Mutex::new(ProbeState::new(p)));
+            let weak = Arc::downgrade(&self.inner);
+            let on_change = self.on_change.clone();
+            let changed: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    let o = recompute(&inner);
+                    on_change(o);
+                }
+            });
+            let task = self.rt.spawn(run::run(p.clone(), state.clone(), changed));
+            inner.probes.insert(p.clone(), Running { state, task });
+        }
+        inner.servers = servers;
+        inner.services = cfg.services.clone();
+        inner.handle = Some(self.rt.handle().clone());
+        // A service that is gone has no quorum to lose.
+        let live: HashSet<overlay::SvcKey> = cfg.services.iter().map(overlay::svc_key).collect();
+        inner.overlay.quorum_lost.retain(|k| live.contains(k));
+        drop(inner);
+        recompute(&self.inner)
+    }
+
+    /// The overlay as the probes stand.
+    pub fn overlay(&self) -> Overlay {
+        self.inner
+            .lock()
+            .map(|i| i.overlay.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every checker of every real server, in configuration order.
+    pub fn status(&self) -> Vec<CheckStatus> {
+        let Ok(inner) = self.inner.lock() else {
+            return Vec::new();
+        };
+        let mut shared: HashMap<&Probe, usize> = HashMap::new();
+        for p in inner.servers.iter().flat_map(|(_, ps)| ps) {
+            *shared.entry(p).or_default() += 1;
+        }
+        let mut out = Vec::new();
+        for (rs, probes) in &inner.servers {
+            for p in probes {
+                let Some(st) = inner
+                    .probes
+                    .get(p)
+                    .and_then(|r| r.state.lock().ok().map(|s| s.clone()))
+                else {
+                    continue;
+                };
+                let (last, dur, at) = match &st.last {
+                    Some(a) => (
+                        match &a.result {
+                            Ok(_) => "ok".to_string(),
+                            Err(e) => e.clone(),
+                        },
+                        a.duration.as_secs_f64() * 1000.0,
+                        unix(a.at),
+                    ),
+                    None => (String::new(), 0.0, 0.0),
+                };
+                out.push(CheckStatus {
+                    service: format!("{} {}:{}", rs.proto.name(), rs.vip, rs.vport),
+                    real_server: format!("{}:{}", rs.rip, rs.rport),
+                    check: p.kind.keyword().to_string(),
+                    target: p.target.to_string(),
+                    up: st.up,
+                    consecutive_failures: st.failures,
+                    last_result: last,
+                    last_duration_ms: (dur * 1000.0).round() / 1000.0,
+                    last_check_unix: at,
+                    last_change_unix: unix(st.changed_at),
+                    checks_ok: st.ok_total,
+                    checks_failed: st.failed_total,
+                    seconds_total: st.seconds_total,
+                    shared_by: shared.get(p).copied().unwrap_or(1),
+                });
+            }
+        }
+        out
+    }
+
+    /// Stops every probe.
+    pub fn stop(self) {
+        self.rt.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+/// The overlay from the probes' states, logged and kept; the quorum per service moves
+/// with keepalived's hysteresis.
+fn recompute(inner: &Arc<Mutex<Inner>>) -> Overlay {
+    let Ok(mut i) = inner.lock() else {
+        return Overlay::default();
+    };
+    let mut o = Overlay::default();
+    for (rs, probes) in &i.servers {
+        let mut h = RsHealth {
+            up: true,
+            weight: None,
+        };
+        for p in probes {
+            if let Some(st) = i
+                .probes
+                .get(p)
+                .and_then(|r| r.state.lock().ok().map(|s| (s.up, s.weight)))
+            {
+                h.up &= st.0;
+                h.weight = h.weight.or(st.1);
+            }
+        }
+        o.servers.insert(*rs, h);
+    }
+    for (rs, h) in &o.servers {
+        let was = i.overlay.servers.get(rs).copied();
+        if was.map(|w| w.up) != Some(h.up) && was.is_some() {
+            if h.up {
+                tracing::info!("Adding service {} to VS {}", rs.rs(), rs.vs());
+            } else {
+                tracing::warn!("Removing service {} from VS {}", rs.rs(), rs.vs());
+            }
+        }
+    }
+    // keepalived's quorum (ipwrapper.c): lost below quorum - hysteresis (or at no
+    // weight at all), gained again at quorum + hysteresis.
+    o.quorum_lost = i.overlay.quorum_lost.clone();
+    let mut scripts = Vec::new();
+    for s in &i.services {
+        let key = overlay::svc_key(s);
+        let (q, hy) = (
+            u64::from(s.quorum.unwrap_or(1)),
+            u64::from(s.hysteresis.unwrap_or(0)),
+        );
+        let sum = o.live_weight(s);
+        let vs = format!(
+            "[{}]:{}:{}",
+            s.vip.addr,
+            s.protocol.name().to_lowercase(),
+            s.vip.port
+        );
+        if !o.quorum_lost.contains(&key) && (sum < q.saturating_sub(hy) || sum == 0) {
+            tracing::warn!(
+                "Lost quorum {q}-{hy}={} > {sum} for VS {vs}",
+                q.saturating_sub(hy)
+            );
+            o.quorum_lost.insert(key);
+            scripts.extend(s.quorum_down.clone());
+        } else if o.quorum_lost.contains(&key) && sum >= q + hy && sum > 0 {
+            tracing::info!("Gained quorum {q}+{hy}={} <= {sum} for VS {vs}", q + hy);
+            o.quorum_lost.remove(&key);
+            scripts.extend(s.quorum_up.clone());
+        }
+    }
+    if let Some(h) = &i.handle {
+        for script in scripts {
+            h.spawn(run_script(script));
+        }
+    }
+    i.overlay = o.clone();
+    o
+}
+
+/// Runs a notification script through /bin/sh; its failure is logged, nothing more.
+async fn run_script(script: String) {
+    let st = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .await;
+    match st {
+        Ok(s) if s.success() => {}
+        Ok(s) => tracing::warn!("script {script:?} exited with {s}"),
+        Err(e) => tracing::warn!("script {script:?} could not run: {e}"),
+    }
+}
