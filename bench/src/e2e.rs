@@ -16,6 +16,9 @@ pub const VIP: &str = "198.18.1.100";
 /// The SYN flood's rate, the same against every target.
 pub const FLOOD_PPS: u64 = 50_000;
 
+/// What the end-to-end figures are, as the report says it.
+pub const SETUP: &str = "A client, three nginx real servers (one worker each, access log off) and the load balancer in network namespaces on one bridge; wrk with 1 thread and 16 connections, each load for the given seconds. Keep-alive: wrk's connections reused; fresh: `Connection: close`, a new TCP connection per request (before a fresh figure is recorded, the real servers' TcpPassiveOpens must show about one connection per request; keep-alive loads must show a handful). Under flood: the fresh load while an attacker namespace sends SYNs from random sources in 198.19.0.0/16 at the VIP, paced at the target rate; the flood column is what landed: an nftables counter at the egress of the bridge port toward the load balancer. Every round measures every target in its own seeded order, and waits until the real servers hold no half-open connection before each target. Direct is a client talking to one real server with no load balancer. rvs runs NAT, round robin, one worker, adaptive idle.";
+
 #[derive(Serialize, Clone, Debug)]
 pub struct Load {
     /// Requests wrk completed.
@@ -39,7 +42,7 @@ pub struct Target {
 }
 
 /// Per target, the load with the median rate over several rounds of `run` (and the median
-/// flood rate received), in the order of the first round.
+/// flood rate received), in the order of `TARGETS`.
 pub fn median_targets(rounds: &[Vec<Target>]) -> Vec<Target> {
     fn pick(mut v: Vec<Load>) -> Load {
         v.sort_by(|a, b| a.requests_per_s.total_cmp(&b.requests_per_s));
@@ -70,7 +73,18 @@ pub fn median_targets(rounds: &[Vec<Target>]) -> Vec<Target> {
                 flood_pps: pps.get(pps.len() / 2).copied(),
             }
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(Vec::new(), |mut v: Vec<Target>, t| {
+            v.push(t);
+            v.sort_by_key(|t| {
+                TARGETS
+                    .iter()
+                    .position(|n| *n == t.name)
+                    .unwrap_or(usize::MAX)
+            });
+            v
+        })
 }
 
 /// wrk's "Requests/sec", latency percentiles and socket errors.
@@ -359,7 +373,7 @@ impl Lab {
     }
 }
 
-/// The targets, in the order of round 0.
+/// The targets (each round measures them in its own order).
 pub const TARGETS: [&str; 5] = [
     "direct",
     "nftables",
@@ -368,10 +382,41 @@ pub const TARGETS: [&str; 5] = [
     "rvs (af_xdp)",
 ];
 
+/// The order of round `round`: a shuffle seeded by the round, so that no target is
+/// always measured first or always right after the same one.
+pub fn order(round: usize) -> Vec<&'static str> {
+    let mut v = TARGETS.to_vec();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (round as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    for i in (1..v.len()).rev() {
+        x ^= x >> 31;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+/// Half-open connections (SYN_RECV) left on the real servers by a flood, which would
+/// spill SYN-ACK retransmissions into the next target's measurement: waits until none
+/// are left.
+fn settle(l: &Lab) {
+    testkit::eventually(
+        "the real servers' half-open connections to expire",
+        std::time::Duration::from_secs(90),
+        || {
+            l.rs.iter()
+                .all(|h| {
+                    h.run(&["ss", "-Htn", "state", "syn-recv"])
+                        .trim()
+                        .is_empty()
+                })
+                .then_some(())
+        },
+    );
+}
+
 /// Measures every target, or with `only` (comma-separated) those whose name contains
-/// one of its words (A/B runs). Round `round` starts `round` targets further down the
-/// list, so that no target is always the one measured first (or right after HAProxy):
-/// every target sets up and tears down what it needs.
+/// one of its words (A/B runs), in the order of `order(round)`: every target sets up
+/// and tears down what it needs.
 pub fn run(rvsd: &Path, secs: u32, only: Option<&str>, round: usize) -> Result<Vec<Target>> {
     let mut l = lab()?;
     let url = format!("http://{VIP}/");
@@ -430,11 +475,11 @@ pub fn run(rvsd: &Path, secs: u32, only: Option<&str>, round: usize) -> Result<V
         "eal: {{ cores: \"0-1\", file_prefix: rvsbench-e2e, hugepages: auto, memory_mb: 512 }}\ndataplane: {{ workers: 1, idle: adaptive, mbufs: 16383, rx_desc: 1024, tx_desc: 1024 }}\nipvs: {{ connections: 1048576 }}\nmetrics: {{ listen: \"\" }}\nports:\n  - {{ name: lan0, device: \"net_af_packet0,iface=eth0,framecnt=8192\", addresses: [\"198.18.0.2/24\", \"198.18.1.2/24\"] }}\ncontrol: {{ socket: \"{{SOCKET}}\" }}\nservices:\n  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{svc}"
     );
     let lb = l.lb.clone();
-    for i in 0..TARGETS.len() {
-        let name = TARGETS[(i + round) % TARGETS.len()];
+    for name in order(round) {
         if !wanted(name) {
             continue;
         }
+        settle(&l);
         let t = match name {
             // Straight to one real server, whose reply route to the client is on-link.
             "direct" => {
@@ -516,6 +561,20 @@ fn haproxy(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_round_measures_every_target_in_its_own_order() {
+        let orders: Vec<Vec<&str>> = (0..3).map(super::order).collect();
+        for o in &orders {
+            let mut sorted = o.clone();
+            sorted.sort();
+            let mut all = super::TARGETS.to_vec();
+            all.sort();
+            assert_eq!(sorted, all);
+        }
+        assert_eq!(orders[1], super::order(1), "seeded");
+        assert!(orders[0] != orders[1] || orders[1] != orders[2]);
+    }
+
     #[test]
     fn wrk_output() {
         let out = "Running 5s test @ http://198.18.1.100/\n  1 threads and 16 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency   812.31us  300.12us   8.02ms   90.00%\n  Latency Distribution\n     50%  750.00us\n     75%  900.00us\n     90%    1.10ms\n     99%    2.50ms\n  98765 requests in 5.00s, 9.00MB read\n  Socket errors: connect 0, read 3, write 0, timeout 2\nRequests/sec:  19753.00\nTransfer/sec:      1.80MB\n";

@@ -11,6 +11,9 @@ use testkit::{Host, Topology};
 
 const DIP: &str = "198.18.1.2";
 
+/// What the figures are, as the report says it.
+pub const SETUP: &str = "iperf3, TCP, one stream per direction, between a client and a server on the director's kernel: through rvs's kernel twin (net_af_packet port, net_tap twin, one worker, adaptive idle) and, as the same-run baseline, with the director's kernel owning the interface itself; rounds alternate which path goes first. Each rvs run checks that its bytes crossed the twin (rvs's to_kernel and from_kernel counters).";
+
 #[derive(Serialize, Clone, Debug)]
 pub struct Round {
     /// "kernel" (the director's kernel on its own interface) or "rvs (kernel twin)".

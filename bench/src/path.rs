@@ -93,21 +93,30 @@ impl Io for RecycleIo {
 /// rvsd.
 const BURSTS_PER_MS: u64 = 256;
 
-/// Connections per second of the rig's clock for the lifecycle. With the kernel's
-/// timeouts (a client's FIN leaves a NAT or FULLNAT connection in CLOSE_WAIT for 60 s,
-/// and a DR or TUN one, which sees no replies, in FIN_WAIT for 120 s) the table holds
-/// about 61k or 123k connections once warm, and expires as many per second as open: a
-/// table kept full by expiry. Timers run far more often per connection than at a real
-/// rate, so expiry's cost is counted in full, never deferred past the measurement.
-pub const LIFECYCLE_CONNS_PER_S: u64 = 1024;
+/// The lifecycle rig's connection table.
+pub const LIFECYCLE_CAPACITY: usize = 1 << 20;
 
-/// Connections a lifecycle rig opens before it counts: twice the longest timeout's
-/// worth, so the table is at its steady size and expiring.
-pub const LIFECYCLE_WARMUP: u64 = 2 * 120 * LIFECYCLE_CONNS_PER_S;
+/// How long a lifecycle connection stays in the table after its FIN, with the kernel's
+/// timeouts: a client's FIN leaves a NAT or FULLNAT connection in CLOSE_WAIT (60 s) and
+/// a DR or TUN one, which sees no replies, in FIN_WAIT (120 s).
+pub fn lifecycle_timeout(mode: &str) -> u64 {
+    if matches!(mode, "dr" | "tun") {
+        120
+    } else {
+        60
+    }
+}
+
+/// The table's steady size with the rig's clock at `clock` connections per second:
+/// once warm it expires as many connections per second as open.
+pub fn lifecycle_table(mode: &str, clock: u64) -> usize {
+    (clock * lifecycle_timeout(mode)) as usize
+}
 
 enum Clock {
     PerBurst,
-    PerConnection,
+    /// The clock advances by a second per this many connections opened.
+    PerConnection(u64),
 }
 
 pub struct PathRig {
@@ -191,11 +200,19 @@ impl PathRig {
     }
 
     /// A worker serving `mode` fed new connections without end (`Lifecycle`), its
-    /// clock at `LIFECYCLE_CONNS_PER_S`, warmed up by `LIFECYCLE_WARMUP` connections.
-    pub fn lifecycle(mode: &str) -> anyhow::Result<PathRig> {
+    /// clock at `clock` connections per second, warmed up by twice a timeout's worth of
+    /// connections: its table is at its steady size (`lifecycle_table`) and expiring.
+    /// Timers run as often per second of the clock as in rvsd, so expiry's cost is
+    /// counted in full, never deferred past the measurement.
+    pub fn lifecycle(mode: &str, clock: u64) -> anyhow::Result<PathRig> {
         let source = Source::Lifecycle(Lifecycle::new(&spec(Profile::Syn, 1, 1)));
-        let mut rig = PathRig::director(mode, source, 1 << 20, Clock::PerConnection)?;
-        while rig.opened() < LIFECYCLE_WARMUP {
+        let mut rig = PathRig::director(
+            mode,
+            source,
+            LIFECYCLE_CAPACITY,
+            Clock::PerConnection(clock.max(1)),
+        )?;
+        while rig.opened() < 2 * lifecycle_timeout(mode) * clock {
             rig.burst();
         }
         Ok(rig)
@@ -215,7 +232,7 @@ impl PathRig {
         self.polls += 1;
         let now = match self.clock {
             Clock::PerBurst => 1000 + self.polls / BURSTS_PER_MS,
-            Clock::PerConnection => 1000 + self.opened() * 1000 / LIFECYCLE_CONNS_PER_S,
+            Clock::PerConnection(k) => 1000 + self.opened() * 1000 / k,
         };
         self.worker.poll(now, &mut self.io);
     }
@@ -267,8 +284,9 @@ mod tests {
     /// expiry removes as many connections as open.
     #[test]
     fn the_lifecycle_opens_a_connection_per_syn_and_expiry_keeps_the_table_level() {
-        for mode in ["dr", "nat", "fullnat"] {
-            let mut rig = PathRig::lifecycle(mode).expect("the benchmark's director");
+        for mode in ["dr", "tun", "nat", "fullnat"] {
+            let clock = 1024;
+            let mut rig = PathRig::lifecycle(mode, clock).expect("the benchmark's director");
             let (c0, o0, d0, s0, r0) = (
                 rig.created(),
                 rig.opened(),
@@ -277,7 +295,7 @@ mod tests {
                 rig.io.received,
             );
             let size0 = rig.worker.ipvs.conns.len();
-            while rig.opened() < o0 + 20 * LIFECYCLE_CONNS_PER_S {
+            while rig.opened() < o0 + 20 * clock {
                 rig.burst();
             }
             assert_eq!(
@@ -292,7 +310,7 @@ mod tests {
                 "{mode}: all forwarded"
             );
             let size = rig.worker.ipvs.conns.len();
-            let steady = if mode == "dr" { 120 } else { 60 } * LIFECYCLE_CONNS_PER_S as usize;
+            let steady = lifecycle_table(mode, clock);
             for s in [size0, size] {
                 assert!(
                     s > steady * 9 / 10 && s < steady * 11 / 10,
