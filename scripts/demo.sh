@@ -2,7 +2,9 @@
 # The demo: builds rvs, makes a namespace topology (a client, the director, three real
 # servers, one bridge), starts rvsd on a DPDK af_packet port in the director, and shows
 # it answering ARP and ping, balancing HTTP over the real servers with NAT (round robin),
-# and counting what it drops; then stops it and tears everything down. Run as root.
+# health-checking them from the director's kernel (a real server dies: traffic avoids
+# it; it comes back: back in rotation), and counting what it drops; it ends with
+# `rvsadm -L -n`, then tears everything down. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -48,6 +50,15 @@ for i in 1 2 3; do
   ip -n "$ns" route add default via 198.18.0.2
   ip netns exec "$ns" "$WEB" --listen "198.18.0.1$i:80" --name "rs$i" & pids+=($!)
 done
+rs2_pid=${pids[1]}
+# Polls `rvsadm --health` until real server $1 is $2 (UP or DOWN), for at most 20 s.
+wait_health() {
+  for _ in $(seq 200); do
+    "$RVSADM" --socket $SOCK --health | grep -q " $1 .* $2 " && return 0
+    sleep 0.1
+  done
+  echo "(still not $2 after 20 s)"; return 1
+}
 ip netns exec rvsdemo-dir "$RVSD" --config conf/demo.yaml --check
 
 say "starting rvsd in the director"
@@ -62,12 +73,26 @@ ip netns exec rvsdemo-client ping -c 2 -i 0.2 198.18.1.2
 say "client fetches http://198.18.1.100/ six times: NAT, round robin over rs1..rs3"
 for _ in 1 2 3 4 5 6; do ip netns exec rvsdemo-client curl -s --max-time 3 http://198.18.1.100/; done
 
+say "health checks (HTTP_GET every 0.5 s, from the director's kernel at the DIP): rvsadm --health"
+wait_health 198.18.0.13:80 UP
+"$RVSADM" --socket $SOCK --health
+
+say "rs2's web server dies: within delay_loop x (retry + 1) + connect_timeout it is taken out"
+kill -TERM "$rs2_pid"
+wait_health 198.18.0.12:80 DOWN
+"$RVSADM" --socket $SOCK --health
+for _ in 1 2 3 4 5 6; do ip netns exec rvsdemo-client curl -s --max-time 3 http://198.18.1.100/; done
+
+say "rs2 comes back: one successful check and it is in rotation again"
+ip netns exec rvsdemo-rs2 "$WEB" --listen "198.18.0.12:80" --name "rs2" & pids+=($!)
+wait_health 198.18.0.12:80 UP
+for _ in 1 2 3 4 5 6; do ip netns exec rvsdemo-client curl -s --max-time 3 http://198.18.1.100/; done
+
 say "traffic for an address rvsd does not own is dropped and counted"
 ip -n rvsdemo-client neigh replace 198.18.1.99 lladdr "$(ip netns exec rvsdemo-dir cat /sys/class/net/eth0/address)" dev eth0
 ip netns exec rvsdemo-client ping -c 2 -i 0.2 -W 1 198.18.1.99 || true
 "$RVSADM" --socket $SOCK --counters
 
-say "stopping rvsd (SIGTERM): ports closed, EAL memory released"
-kill -TERM $rvsd_pid; wait $rvsd_pid; echo "rvsd exited with status $?"
-tail -n 3 /tmp/rvsdemo.log
-say "done; namespaces removed"
+say "what forwards now: rvsadm -L -n"
+"$RVSADM" --socket $SOCK -L -n
+kill -TERM $rvsd_pid; wait $rvsd_pid || echo "rvsd exited with status $? (log: /tmp/rvsdemo.log)"

@@ -31,6 +31,8 @@ pub enum Request {
     ConfigYaml,
     /// Re-read the config file and apply it (as SIGHUP does).
     Reload,
+    /// Every health checker's state.
+    Health,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +56,9 @@ pub enum Response {
     },
     Reloaded {
         generation: u64,
+    },
+    Health {
+        checks: Vec<crate::health::CheckStatus>,
     },
     Error {
         message: String,

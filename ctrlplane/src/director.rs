@@ -4,6 +4,7 @@
 //! estimator and `-Z` baselines on top. Workers never see this; they see snapshots.
 
 use crate::config::{Addr, Config, Endpoint, PersistenceConf, RealServerConf, ServiceConf};
+use crate::health::{Health, Overlay};
 use crate::ipvsadm::format::{ConnView, Five, ServerView, ServiceView};
 use crate::ipvsadm::{Command, ServiceKey};
 use crate::snapshot::{Builder, PortHw};
@@ -91,6 +92,10 @@ pub struct Director {
     dest_est: Vec<Est>,
     svc_base: Vec<[u64; 5]>,
     dest_base: Vec<[u64; 5]>,
+    /// The health checker, and the overlay its probes make: applied on top of `cfg`
+    /// when a snapshot is built, never written into `cfg`.
+    health: Option<Arc<Health>>,
+    overlay: Overlay,
 }
 
 impl Director {
@@ -116,6 +121,39 @@ impl Director {
             dest_est: vec![Est::default(); DEST_SLOTS],
             svc_base: vec![[0; 5]; SVC_SLOTS],
             dest_base: vec![[0; 5]; DEST_SLOTS],
+            health: None,
+            overlay: Overlay::default(),
+        }
+    }
+
+    /// Starts checking the configuration's real servers with `h`; from now on their
+    /// health shapes every snapshot.
+    pub fn attach_health(&mut self, h: Arc<Health>) {
+        self.overlay = h.apply(&self.cfg);
+        self.health = Some(h);
+        self.publish();
+    }
+
+    /// Takes the health checker's current overlay; publishes when it changed.
+    pub fn refresh_health(&mut self) {
+        if let Some(h) = &self.health {
+            let o = h.overlay();
+            if o != self.overlay {
+                self.overlay = o;
+                self.publish();
+            }
+        }
+    }
+
+    /// Every checker's state, for `rvsadm --health`.
+    pub fn health_status(&self) -> Vec<crate::health::CheckStatus> {
+        self.health.as_ref().map(|h| h.status()).unwrap_or_default()
+    }
+
+    /// The checkers follow a new running configuration (unchanged ones keep their state).
+    fn rehealth(&mut self) {
+        if let Some(h) = &self.health {
+            self.overlay = h.apply(&self.cfg);
         }
     }
 
@@ -132,7 +170,14 @@ impl Director {
                 d.active.get() + d.inactive.get() + d.persist.get() > 0
             })
         };
-        let snap = self.builder.build(&self.cfg, &self.hw, in_use);
+        // The overlay only when it changes something: a configuration without checks
+        // is built as it is.
+        let snap = if self.overlay == Overlay::default() {
+            self.builder.build(&self.cfg, &self.hw, in_use)
+        } else {
+            let eff = crate::health::effective(&self.cfg, &self.overlay);
+            self.builder.build(&eff, &self.hw, in_use)
+        };
         self.cell.publish(snap)
     }
 
@@ -156,6 +201,7 @@ impl Director {
             return Err(format!("{why}; restart rvsd to apply it"));
         }
         self.cfg = next;
+        self.rehealth();
         Ok(self.publish())
     }
 
@@ -174,6 +220,7 @@ impl Director {
         crate::kernel::sync_addresses(&self.cfg, &next)
             .map_err(|e| format!("{}: kernel exception path: {e}", self.config_path.display()))?;
         self.cfg = next;
+        self.rehealth();
         let g = self.publish();
         tracing::info!(generation = g, "configuration reloaded");
         Ok(g)

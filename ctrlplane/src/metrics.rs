@@ -29,6 +29,25 @@ struct RsLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    proto: String,
+    vip: String,
+    rs: String,
+    check: String,
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    proto: String,
+    vip: String,
+    rs: String,
+    check: String,
+    target: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkerLabels {
     worker: String,
 }
@@ -153,6 +172,7 @@ pub fn render(
             weight.get_or_create(&l).set(i64::from(r.weight));
         }
     }
+    health(&mut reg, d);
     let port_names: Vec<String> = d.cfg.ports.iter().map(|p| p.name.clone()).collect();
     let c = crate::ctl::read_counters(workers, ipvs, &port_names);
     let w_rx = counter::<WorkerLabels>(
@@ -228,6 +248,60 @@ pub fn render(
     let mut out = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
     out
+}
+
+/// The health checkers: each real server's state (up while all its checks pass), each
+/// check's results and its last duration.
+fn health(reg: &mut Registry, d: &Director) {
+    let up = gauge::<RsLabels>(
+        reg,
+        "rvs_real_server_up",
+        "1 while every health check of the real server passes (0 when it is taken out or inhibited)",
+    );
+    let total = counter::<ResultLabels>(reg, "rvs_health_checks", "Health checks run, by result");
+    let last = Family::<CheckLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    reg.register(
+        "rvs_health_check_duration_seconds",
+        "How long the last health check took",
+        last.clone(),
+    );
+    let mut rs_up: std::collections::HashMap<RsLabels, bool> = Default::default();
+    for c in d.health_status() {
+        let (proto, vip) = c
+            .service
+            .split_once(' ')
+            .map(|(p, v)| (p.to_lowercase(), v.to_string()))
+            .unwrap_or_default();
+        let rl = RsLabels {
+            proto: proto.clone(),
+            vip: vip.clone(),
+            rs: c.real_server.clone(),
+        };
+        *rs_up.entry(rl).or_insert(true) &= c.up;
+        let cl = CheckLabels {
+            proto,
+            vip,
+            rs: c.real_server.clone(),
+            check: c.check.clone(),
+            target: c.target.clone(),
+        };
+        for (result, n) in [("ok", c.checks_ok), ("failed", c.checks_failed)] {
+            total
+                .get_or_create(&ResultLabels {
+                    proto: cl.proto.clone(),
+                    vip: cl.vip.clone(),
+                    rs: cl.rs.clone(),
+                    check: cl.check.clone(),
+                    target: cl.target.clone(),
+                    result: result.into(),
+                })
+                .inc_by(n);
+        }
+        last.get_or_create(&cl).set(c.last_duration_ms / 1000.0);
+    }
+    for (l, u) in rs_up {
+        up.get_or_create(&l).set(i64::from(u));
+    }
 }
 
 /// The /metrics endpoint; stops when dropped.

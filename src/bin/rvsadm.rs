@@ -18,7 +18,7 @@ Usage:
   rvsadm -L|l [virtual-service] [options]
   rvsadm -Z [virtual-service]
   rvsadm --set tcp tcpfin udp
-  rvsadm --status | --counters | --reload | --save-config FILE
+  rvsadm --status | --counters | --health | --reload | --save-config FILE
 Options:
   --tcp-service  -t service-address   service-address is host[:port]
   --udp-service  -u service-address
@@ -38,7 +38,7 @@ Options:
   --connection   -c                   output of current IPVS connections
   --stats / --rate / --thresholds / --persistent-conn / --timeout / --exact / --sort
   --socket PATH                       rvsd's control socket (or RVS_SOCKET; default /run/rvs/rvsd.sock)
-  --json                              raw JSON answers for --status and --counters
+  --json                              raw JSON answers for --status, --counters and --health
 ";
 
 struct Opts {
@@ -53,6 +53,7 @@ enum RvsCmd {
     Counters,
     Reload,
     SaveConfig(PathBuf),
+    Health,
 }
 
 fn usage_error(msg: &str) -> ! {
@@ -101,6 +102,7 @@ fn split_options(args: Vec<String>) -> Opts {
             "--status" => set(RvsCmd::Status),
             "--counters" => set(RvsCmd::Counters),
             "--reload" => set(RvsCmd::Reload),
+            "--health" => set(RvsCmd::Health),
             "--save-config" => {
                 let f = it
                     .next()
@@ -218,6 +220,7 @@ fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
         RvsCmd::Counters => Request::Counters,
         RvsCmd::Reload => Request::Reload,
         RvsCmd::SaveConfig(_) => Request::ConfigYaml,
+        RvsCmd::Health => Request::Health,
     };
     let resp = call(o, req)?;
     if o.json {
@@ -230,6 +233,7 @@ fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
     match (resp, c) {
         (Response::Status(s), _) => print!("{}", format_status(&s)),
         (Response::Counters(c), _) => print!("{}", format_counters(&c)),
+        (Response::Health { checks }, _) => print!("{}", format_health(&checks)),
         (Response::Reloaded { generation }, _) => {
             println!("configuration reloaded (generation {generation})")
         }
@@ -241,6 +245,44 @@ fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
         (other, _) => return Err(format!("rvsadm: unexpected answer {other:?}")),
     }
     Ok(())
+}
+
+/// One line per checker: what it checks, its state and its last result.
+fn format_health(checks: &[ctrlplane::health::CheckStatus]) -> String {
+    if checks.is_empty() {
+        return "no health checks configured\n".into();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut o = format!(
+        "{:<26} {:<21} {:<10} {:<5} {:>5} {:>9} {:>8}  {}\n",
+        "Service", "RealServer", "Check", "State", "Fails", "Took(ms)", "Since(s)", "Last result"
+    );
+    for c in checks {
+        let since = if c.last_change_unix > 0.0 {
+            format!("{:.0}", (now - c.last_change_unix).max(0.0))
+        } else {
+            "-".into()
+        };
+        o += &format!(
+            "{:<26} {:<21} {:<10} {:<5} {:>5} {:>9.1} {:>8}  {}\n",
+            c.service,
+            c.real_server,
+            c.check,
+            if c.up { "UP" } else { "DOWN" },
+            c.consecutive_failures,
+            c.last_duration_ms,
+            since,
+            if c.last_result.is_empty() {
+                "(not checked yet)"
+            } else {
+                &c.last_result
+            }
+        );
+    }
+    o
 }
 
 fn format_status(s: &Status) -> String {

@@ -173,6 +173,22 @@ impl Daemon {
             Some(mail.clone()),
         );
         let cell = director.cell();
+        let director = Arc::new(Mutex::new(director));
+        // The health checker's runtime: a changed overlay is taken by the director,
+        // which publishes a snapshot when it changes what forwards. Started before the
+        // workers, so that with `alpha` no real server gets traffic before its check.
+        let weak = Arc::downgrade(&director);
+        let health = ctrlplane::health::Health::start(move |_| {
+            if let Some(d) = weak.upgrade() {
+                if let Ok(mut d) = d.lock() {
+                    d.refresh_health();
+                }
+            }
+        })
+        .context("starting the health checker's runtime")?;
+        if let Ok(mut d) = director.lock() {
+            d.attach_health(Arc::new(health));
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let ctxs = (0..w)
             .map(|i| WorkerCtx {
@@ -193,7 +209,7 @@ impl Daemon {
             .collect();
         let workers = io::launch_workers(ctxs)?;
         let mut d = Daemon {
-            director: Arc::new(Mutex::new(director)),
+            director,
             stats,
             ipvs_stats,
             stop,
@@ -297,6 +313,9 @@ impl Daemon {
                 Request::Reload => match d.reload() {
                     Ok(generation) => Response::Reloaded { generation },
                     Err(message) => Response::Error { message },
+                },
+                Request::Health => Response::Health {
+                    checks: d.health_status(),
                 },
             }
         })?;

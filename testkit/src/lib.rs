@@ -6,6 +6,7 @@
 //! (then rvsd's log is printed, which is what one needs to read in CI). Namespaces left
 //! by a process that was killed outright are removed by the next `Topology::new`.
 
+pub mod health;
 pub mod lab;
 pub mod net;
 

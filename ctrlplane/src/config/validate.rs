@@ -329,6 +329,61 @@ impl Config {
                         "the lower threshold must not exceed the upper one".into(),
                     );
                 }
+                seconds(
+                    &rat,
+                    r.delay_loop,
+                    r.connect_timeout,
+                    r.delay_before_retry,
+                    r.warmup,
+                    err,
+                );
+                for (k, c) in r.checks.iter().enumerate() {
+                    let cat =
+                        |key: &str| format!("services[{i}].real_servers[{j}].checks[{k}].{key}");
+                    seconds(
+                        &cat,
+                        c.delay_loop,
+                        c.connect_timeout,
+                        c.delay_before_retry,
+                        c.warmup,
+                        err,
+                    );
+                    if c.misc_timeout.is_some_and(|t| !t.is_finite() || t < 0.0) {
+                        err(cat("misc_timeout"), "seconds must be 0 or more".into());
+                    }
+                    for (u, url) in c.url.iter().enumerate() {
+                        if !url.path.starts_with('/') {
+                            err(
+                                format!(
+                                    "services[{i}].real_servers[{j}].checks[{k}].url[{u}].path"
+                                ),
+                                format!("{:?}: a path starts with '/'", url.path),
+                            );
+                        }
+                    }
+                    if let Err(m) = crate::health::resolve::probe(s, r, c) {
+                        err(cat("type"), m);
+                    }
+                }
+            }
+            seconds(
+                &at,
+                s.delay_loop,
+                s.connect_timeout,
+                s.delay_before_retry,
+                s.warmup,
+                err,
+            );
+            if let Some(sorry) = &s.sorry_server {
+                if matches!(sorry.forward, Fwd::Dr | Fwd::Tun)
+                    && sorry.address.port != 0
+                    && sorry.address.port != s.vip.port
+                {
+                    err(
+                        at("sorry_server.address"),
+                        format!("{:?} forwarding cannot change the port", sorry.forward),
+                    );
+                }
             }
         }
     }
@@ -339,5 +394,33 @@ impl Config {
             .map(|p| p.name.as_str())
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// The health-check durations of one level: finite, not negative, and a delay_loop
+/// above zero.
+fn seconds(
+    at: &dyn Fn(&str) -> String,
+    delay_loop: Option<f64>,
+    connect_timeout: Option<f64>,
+    delay_before_retry: Option<f64>,
+    warmup: Option<f64>,
+    err: &mut impl FnMut(String, String),
+) {
+    for (k, v) in [
+        ("delay_loop", delay_loop),
+        ("connect_timeout", connect_timeout),
+        ("delay_before_retry", delay_before_retry),
+        ("warmup", warmup),
+    ] {
+        if let Some(v) = v {
+            if !v.is_finite() || v < 0.0 || (k != "warmup" && k != "delay_before_retry" && v == 0.0)
+            {
+                err(
+                    at(k),
+                    format!("{v}: give seconds above 0 (fractions allowed)"),
+                );
+            }
+        }
     }
 }

@@ -8,12 +8,17 @@
 //! probe's timing and keepalived's retry counting), `overlay` (what health changes in
 //! the snapshot), and one module per checker type.
 
+mod dns;
+mod file;
 mod http;
 mod misc;
 pub mod overlay;
+mod ping;
 pub mod resolve;
 mod run;
+mod smtp;
 mod tcp;
+mod udp;
 
 pub use overlay::{effective, Overlay, RsHealth};
 pub use resolve::{Probe, RsKey};
@@ -265,17 +270,21 @@ fn recompute(inner: &Arc<Mutex<Inner>>) -> Overlay {
             s.protocol.name().to_lowercase(),
             s.vip.port
         );
-        if !o.quorum_lost.contains(&key) && (sum < q.saturating_sub(hy) || sum == 0) {
-            tracing::warn!(
-                "Lost quorum {q}-{hy}={} > {sum} for VS {vs}",
-                q.saturating_sub(hy)
-            );
-            o.quorum_lost.insert(key);
-            scripts.extend(s.quorum_down.clone());
-        } else if o.quorum_lost.contains(&key) && sum >= q + hy && sum > 0 {
-            tracing::info!("Gained quorum {q}+{hy}={} <= {sum} for VS {vs}", q + hy);
-            o.quorum_lost.remove(&key);
-            scripts.extend(s.quorum_up.clone());
+        match quorum_step(o.quorum_lost.contains(&key), sum, q, hy) {
+            Some(true) => {
+                tracing::warn!(
+                    "Lost quorum {q}-{hy}={} > {sum} for VS {vs}",
+                    q.saturating_sub(hy)
+                );
+                o.quorum_lost.insert(key);
+                scripts.extend(s.quorum_down.clone());
+            }
+            Some(false) => {
+                tracing::info!("Gained quorum {q}+{hy}={} <= {sum} for VS {vs}", q + hy);
+                o.quorum_lost.remove(&key);
+                scripts.extend(s.quorum_up.clone());
+            }
+            None => {}
         }
     }
     if let Some(h) = &i.handle {
@@ -285,6 +294,18 @@ fn recompute(inner: &Arc<Mutex<Inner>>) -> Overlay {
     }
     i.overlay = o.clone();
     o
+}
+
+/// keepalived's quorum with hysteresis: with the quorum `lost` or not and the live
+/// weight `sum`, whether it is now lost (Some(true)), gained (Some(false)) or unchanged.
+pub fn quorum_step(lost: bool, sum: u64, quorum: u64, hysteresis: u64) -> Option<bool> {
+    if !lost && (sum < quorum.saturating_sub(hysteresis) || sum == 0) {
+        Some(true)
+    } else if lost && sum >= quorum + hysteresis && sum > 0 {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// Runs a notification script through /bin/sh; its failure is logged, nothing more.
@@ -299,5 +320,22 @@ async fn run_script(script: String) {
         Ok(s) if s.success() => {}
         Ok(s) => tracing::warn!("script {script:?} exited with {s}"),
         Err(e) => tracing::warn!("script {script:?} could not run: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quorum_step;
+
+    #[test]
+    fn quorum_moves_with_hysteresis() {
+        // quorum 4, hysteresis 1: lost below 3, gained again at 5.
+        assert_eq!(quorum_step(false, 3, 4, 1), None);
+        assert_eq!(quorum_step(false, 2, 4, 1), Some(true));
+        assert_eq!(quorum_step(true, 4, 4, 1), None);
+        assert_eq!(quorum_step(true, 5, 4, 1), Some(false));
+        // No weight at all is always a loss.
+        assert_eq!(quorum_step(false, 0, 0, 0), Some(true));
+        assert_eq!(quorum_step(true, 0, 0, 0), None);
     }
 }

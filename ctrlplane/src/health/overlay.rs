@@ -99,3 +99,71 @@ pub fn effective(cfg: &Config, o: &Overlay) -> Config {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const YAML: &str = "ports: [{ name: lan0, device: net_null0, addresses: [\"198.18.0.2/24\"] }]\nservices:\n  - vip: \"198.18.0.100:80\"\n    scheduler: rr\n    sorry_server: { address: \"198.18.0.14:80\" }\n    real_servers:\n      - { address: \"198.18.0.11:80\", forward: nat, weight: 2 }\n      - { address: \"198.18.0.12:80\", forward: nat, inhibit_on_failure: true }\n      - { address: \"198.18.0.13:80\", forward: nat }\n";
+
+    fn servers(c: &Config) -> Vec<(String, u32)> {
+        c.services[0]
+            .real_servers
+            .iter()
+            .map(|r| (r.address.addr.to_string(), r.weight))
+            .collect()
+    }
+
+    #[test]
+    fn removal_inhibition_dynamic_weight_and_sorry_server() {
+        let cfg = Config::parse(YAML, "t.yaml").unwrap();
+        let s = &cfg.services[0];
+        let key = |i: usize| RsKey::of(s, &s.real_servers[i]);
+        let mut o = Overlay::default();
+        assert_eq!(
+            effective(&cfg, &o),
+            cfg,
+            "no health: the configuration as it is"
+        );
+        o.servers.insert(
+            key(0),
+            RsHealth {
+                up: false,
+                weight: None,
+            },
+        );
+        o.servers.insert(
+            key(1),
+            RsHealth {
+                up: false,
+                weight: None,
+            },
+        );
+        o.servers.insert(
+            key(2),
+            RsHealth {
+                up: true,
+                weight: Some(5),
+            },
+        );
+        assert_eq!(
+            servers(&effective(&cfg, &o)),
+            vec![("198.18.0.12".into(), 0), ("198.18.0.13".into(), 5)]
+        );
+        assert_eq!(o.live_weight(s), 5);
+        // Quorum lost: the sorry server alone.
+        o.quorum_lost.insert(svc_key(s));
+        assert_eq!(
+            servers(&effective(&cfg, &o)),
+            vec![("198.18.0.14".into(), 1)]
+        );
+        // The running configuration is untouched.
+        assert_eq!(servers(&cfg).len(), 3);
+        // sorry_server_inhibit: waiting at weight 0 while the quorum holds.
+        let mut inh = cfg.clone();
+        inh.services[0].sorry_server_inhibit = true;
+        let e = effective(&inh, &Overlay::default());
+        assert_eq!(servers(&e).last(), Some(&("198.18.0.14".into(), 0)));
+    }
+}

@@ -303,3 +303,98 @@ pub fn probes(cfg: &Config) -> Vec<(RsKey, Vec<Probe>)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const PORTS: &str =
+        "ports: [{ name: lan0, device: net_null0, addresses: [\"198.18.0.2/24\"] }]\n";
+
+    #[test]
+    fn keepalived_inheritance_and_defaults() {
+        let yaml = format!("{PORTS}services:\n  - vip: \"198.18.0.100:80\"\n    delay_loop: 2\n    connect_timeout: 3\n    alpha: true\n    real_servers:\n      - address: \"198.18.0.11\"\n        forward: nat\n        retry: 4\n        checks:\n          - {{ type: tcp_check, connect_timeout: 0.5, connect_port: 8080 }}\n          - {{ type: http_get, url: [{{ path: /health, status_code: [200, \"301-302\"] }}] }}\n          - {{ type: misc_check, misc_path: /bin/true }}\n          - {{ type: dns_check, name: example.test. }}\n");
+        let cfg = Config::parse(&yaml, "t.yaml").unwrap();
+        let all = probes(&cfg);
+        let (rs, ps) = &all[0];
+        assert_eq!(rs.rs(), "[198.18.0.11]:tcp:80");
+        let tcp = &ps[0];
+        assert_eq!(tcp.target.to_string(), "198.18.0.11:8080");
+        assert_eq!(tcp.delay_loop, Duration::from_secs(2), "from the service");
+        assert_eq!(
+            tcp.connect_timeout,
+            Duration::from_millis(500),
+            "the check's own"
+        );
+        assert_eq!(tcp.retry, 4, "from the real server");
+        assert_eq!(tcp.delay_before_retry, Duration::from_secs(1));
+        assert_eq!(
+            tcp.warmup,
+            Some(Duration::from_secs(2)),
+            "warmup: the delay_loop"
+        );
+        assert!(tcp.alpha);
+        let http = &ps[1];
+        assert_eq!(
+            http.connect_timeout,
+            Duration::from_secs(3),
+            "from the service"
+        );
+        assert_eq!(
+            http.delay_before_retry,
+            Duration::from_secs(3),
+            "HTTP_GET's default"
+        );
+        match &http.spec {
+            Spec::Http { urls, tls, .. } => {
+                assert!(!tls);
+                assert_eq!(urls[0].status, vec![(200, 200), (301, 302)]);
+            }
+            s => panic!("{s:?}"),
+        }
+        assert_eq!(ps[2].retry, 4, "an explicit retry wins over MISC_CHECK's 0");
+        match &ps[3].spec {
+            Spec::Dns { qtype, name } => {
+                assert_eq!((qtype.as_str(), name.as_str()), ("SOA", "example.test."))
+            }
+            s => panic!("{s:?}"),
+        }
+        assert_eq!(
+            ps[3].delay_before_retry,
+            Duration::from_secs(2),
+            "DNS_CHECK: the delay_loop"
+        );
+    }
+
+    #[test]
+    fn identical_checks_are_one_probe() {
+        let yaml = format!("{PORTS}services:\n  - vip: \"198.18.0.100:80\"\n    real_servers: [{{ address: \"198.18.0.11:80\", forward: nat, checks: [{{ type: tcp_check }}] }}]\n  - vip: \"198.18.0.101:80\"\n    real_servers: [{{ address: \"198.18.0.11:80\", forward: nat, checks: [{{ type: tcp_check }}] }}]\n");
+        let cfg = Config::parse(&yaml, "t.yaml").unwrap();
+        let all = probes(&cfg);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].1[0], all[1].1[0]);
+    }
+
+    #[test]
+    fn a_bad_check_is_refused_with_its_position() {
+        let yaml = format!("{PORTS}services:\n  - vip: \"198.18.0.100:80\"\n    real_servers:\n      - address: \"198.18.0.11:80\"\n        forward: nat\n        checks:\n          - {{ type: http_get, url: [{{ path: /, digest: nothex }}] }}\n");
+        let e = Config::parse(&yaml, "t.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("services[0].real_servers[0].checks[0].type: digest"),
+            "{e}"
+        );
+        assert!(e.starts_with("t.yaml:8:"), "{e}");
+        let bad_secs = yaml
+            .replace("digest: nothex", "status_code: 200")
+            .replace("checks:", "delay_loop: -1\n        checks:");
+        let e = Config::parse(&bad_secs, "t.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("services[0].real_servers[0].delay_loop: -1"),
+            "{e}"
+        );
+        let bad_code = yaml.replace("digest: nothex", "status_code: \"299-200\"");
+        let e = Config::parse(&bad_code, "t.yaml").unwrap_err().to_string();
+        assert!(e.contains("invalid status code"), "{e}");
+    }
+}

@@ -6,7 +6,7 @@
 //! back. A probe never waits for another: each is its own task.
 
 use super::resolve::{Probe, Spec};
-use super::{http, misc, tcp, Attempt};
+use super::{dns, file, http, misc, ping, smtp, tcp, udp, Attempt};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -56,7 +56,10 @@ impl ProbeState {
                 self.failures = 0;
                 self.retry_it = 0;
                 self.up = true;
-                self.weight = *weight;
+                // misc_dynamic: exit 0 leaves the weight unchanged, 2-255 sets it.
+                if weight.is_some() {
+                    self.weight = *weight;
+                }
                 p.delay_loop
             }
             Err(_) => {
@@ -104,7 +107,11 @@ async fn attempt(p: &Probe) -> Attempt {
             timeout,
             dynamic,
         } => misc::check(path, *timeout, *dynamic).await,
-        _ => Err(format!("{} is not available yet", p.kind.keyword())),
+        Spec::Udp { payload, reply } => udp::check(p, payload, reply.as_deref()).await,
+        Spec::Dns { qtype, name } => dns::check(p, qtype, name).await,
+        Spec::Ping => ping::check(p).await,
+        Spec::Smtp { helo } => smtp::check(p, helo).await,
+        Spec::File { path } => file::check(path).await,
     };
     Attempt {
         result,
@@ -229,6 +236,9 @@ mod tests {
         assert!(s.record(&p, w(5)).1);
         assert!(!s.record(&p, w(5)).1);
         assert!(s.record(&p, w(7)).1);
+        assert_eq!(s.weight, Some(7));
+        // Exit 0: up, weight unchanged.
+        assert!(!s.record(&p, ok()).1);
         assert_eq!(s.weight, Some(7));
     }
 

@@ -1,0 +1,253 @@
+//! Health checks end to end: rvsd with a kernel twin (checks leave from the DIP through
+//! the exception path), three kernel HTTP real servers, and keepalived's checkers with
+//! test intervals of a few tenths of a second. What forwards is read from rvsd's
+//! listing (what `rvsadm -L -n` prints) and the checkers from `rvsadm --health`.
+
+use std::time::Duration;
+use testkit::eventually;
+use testkit::health::{checks, forwarding, is};
+use testkit::lab::{lab_port, Lab, Mode, VIP};
+use testkit::net::{get_many, tally, v4, HttpServer};
+
+const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
+/// Longer than any detection below: delay_loop × (retry + 1) + connect_timeout, plus an
+/// interval, with room for a loaded machine.
+const DETECT: Duration = Duration::from_secs(20);
+
+/// A NAT lab whose service carries `service_keys` (YAML lines at 4 spaces) and whose
+/// real servers each carry `rs_keys` (at 8 spaces).
+fn health_lab(service_keys: &str, rs_keys: &str) -> Lab {
+    let rs: String = (11..14)
+        .map(|d| format!("      - address: \"198.18.0.{d}:80\"\n        forward: nat\n{rs_keys}"))
+        .collect();
+    let svc =
+        format!("  - vip: \"{VIP}:80\"\n    scheduler: rr\n{service_keys}    real_servers:\n{rs}");
+    lab_port(
+        std::path::Path::new(RVSD),
+        Mode::Nat,
+        &svc,
+        1,
+        "    kernel: { name: lan0k }\n",
+    )
+}
+
+const HTTP_GET: &str = "        checks:\n          - { type: http_get, url: [{ path: /, status_code: 200 }], connect_timeout: 0.5, retry: 1, delay_before_retry: 0.2 }\n";
+
+fn all3() -> Vec<(String, u32)> {
+    (11..14).map(|d| (format!("198.18.0.{d}:80"), 1)).collect()
+}
+
+fn server_names(l: &Lab, n: usize) -> std::collections::BTreeMap<String, usize> {
+    tally(&get_many(&l.client.ns, v4(VIP, 80), n))
+}
+
+#[test]
+fn a_dead_server_leaves_and_comes_back() {
+    let mut l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", HTTP_GET);
+    let d = l.t.rvsd_ref(0);
+    eventually("every server checked and up", DETECT, || {
+        (11..14)
+            .all(|x| is(d, &format!("198.18.0.{x}:80"), true))
+            .then_some(())
+    });
+    assert_eq!(forwarding(d), all3());
+    // The checks came from the DIP, through the kernel twin.
+    let peers = l.servers[0].peers.lock().unwrap().clone();
+    assert!(
+        peers.iter().any(|p| p.ip().to_string() == "198.18.0.2"),
+        "{peers:?}"
+    );
+
+    // rs2's server stops: connections to it are refused.
+    drop(l.servers.remove(1));
+    let d = l.t.rvsd_ref(0);
+    eventually("rs2 taken out", DETECT, || {
+        (forwarding(d).len() == 2).then_some(())
+    });
+    assert!(is(d, "198.18.0.12:80", false));
+    let c = checks(d);
+    let rs2 = c
+        .iter()
+        .find(|c| c.real_server == "198.18.0.12:80")
+        .unwrap();
+    assert_eq!(rs2.check, "HTTP_GET");
+    assert!(
+        rs2.consecutive_failures >= 2,
+        "retry 1: two failures: {rs2:?}"
+    );
+    assert!(rs2.last_result.contains("198.18.0.12"), "{rs2:?}");
+    // Now no request fails, and none goes to rs2.
+    let m = server_names(&l, 40);
+    assert_eq!(m.get("rs2"), None, "{m:?}");
+    assert_eq!(m.values().sum::<usize>(), 40);
+    // The configuration still lists rs2: health is an overlay.
+    let saved = match ctrlplane::ctl::call(&d.socket, &ctrlplane::ctl::Request::ConfigYaml) {
+        Ok(ctrlplane::ctl::Response::ConfigYaml { yaml }) => yaml,
+        other => panic!("{other:?}"),
+    };
+    assert!(saved.contains("198.18.0.12:80"), "{saved}");
+
+    // Back: in rotation again.
+    l.servers.insert(
+        1,
+        HttpServer::start(&l.rs[1].ns, v4("198.18.0.12", 80), "rs2"),
+    );
+    let d = l.t.rvsd_ref(0);
+    eventually("rs2 back", DETECT, || {
+        (forwarding(d) == all3()).then_some(())
+    });
+    let m = server_names(&l, 30);
+    assert_eq!(
+        m.values().copied().collect::<Vec<_>>(),
+        vec![10, 10, 10],
+        "{m:?}"
+    );
+}
+
+#[test]
+fn inhibit_on_failure_keeps_a_dead_server_at_weight_zero() {
+    let mut l = health_lab(
+        "    delay_loop: 0.3\n    warmup: 0\n    inhibit_on_failure: true\n",
+        "        checks: [{ type: tcp_check, connect_timeout: 0.5, retry: 0 }]\n",
+    );
+    let d = l.t.rvsd_ref(0);
+    eventually("up", DETECT, || {
+        (11..14)
+            .all(|x| is(d, &format!("198.18.0.{x}:80"), true))
+            .then_some(())
+    });
+    drop(l.servers.remove(2));
+    let d = l.t.rvsd_ref(0);
+    eventually("rs3 at weight 0", DETECT, || {
+        forwarding(d)
+            .contains(&("198.18.0.13:80".to_string(), 0))
+            .then_some(())
+    });
+    assert_eq!(forwarding(d).len(), 3);
+    let m = server_names(&l, 20);
+    assert_eq!(m.get("rs3"), None, "{m:?}");
+}
+
+/// HTTP_GET's tests: the status code must be in the set, the body's MD5 the digest.
+#[test]
+fn a_wrong_status_or_digest_marks_a_server_down() {
+    // md5("rs1\n"), as `keepalived --genhash` computes it: the body only.
+    let out = std::process::Command::new("sh")
+        .args(["-c", "printf 'rs1\\n' | md5sum"])
+        .output()
+        .unwrap();
+    let rs1_md5 = String::from_utf8_lossy(&out.stdout)[..32].to_string();
+    let digest_check = format!("        checks:\n          - {{ type: http_get, url: [{{ path: /, digest: \"{rs1_md5}\" }}], connect_timeout: 0.5, retry: 0 }}\n");
+    let l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", &digest_check);
+    let d = l.t.rvsd_ref(0);
+    // Only rs1's body has that digest.
+    eventually("rs2 and rs3 down on their digest", DETECT, || {
+        (forwarding(d) == vec![("198.18.0.11:80".to_string(), 1)]).then_some(())
+    });
+    let c = checks(d);
+    let rs2 = c
+        .iter()
+        .find(|c| c.real_server == "198.18.0.12:80")
+        .unwrap();
+    assert!(rs2.last_result.starts_with("MD5 digest error"), "{rs2:?}");
+    drop(l);
+
+    let l = health_lab(
+        "    delay_loop: 0.3\n    warmup: 0\n",
+        "        checks: [{ type: http_get, url: [{ path: /, status_code: \"500-599\" }], connect_timeout: 0.5, retry: 0 }]\n",
+    );
+    let d = l.t.rvsd_ref(0);
+    eventually("every server down on its status code", DETECT, || {
+        forwarding(d).is_empty().then_some(())
+    });
+    let c = checks(d);
+    assert!(
+        c.iter()
+            .all(|c| c.last_result.contains("status_code [200]")),
+        "{c:?}"
+    );
+}
+
+/// MISC_CHECK: exit 0 up, 1 down, and with misc_dynamic 2-255 up at weight code - 2.
+#[test]
+fn misc_check_exit_codes_and_dynamic_weights() {
+    let dir = std::env::temp_dir().join(format!("rvst-misc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let code = |d: u8, c: u8| std::fs::write(dir.join(format!("rs{d}")), c.to_string()).unwrap();
+    code(11, 0);
+    code(12, 1);
+    code(13, 7);
+    // One script per server: the address is its argument.
+    let script = dir.join("check.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nread c < {}/rs$1\nexit $c\n", dir.display()),
+    )
+    .unwrap();
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: wrr\n    delay_loop: 0.3\n    warmup: 0\n    real_servers:\n{}",
+        (11..14)
+            .map(|d| format!("      - address: \"198.18.0.{d}:80\"\n        forward: nat\n        checks: [{{ type: misc_check, misc_path: \"sh {} {d}\", misc_dynamic: true }}]\n", script.display()))
+            .collect::<String>()
+    );
+    let l = lab_port(
+        std::path::Path::new(RVSD),
+        Mode::Nat,
+        &svc,
+        1,
+        "    kernel: { name: lan0k }\n",
+    );
+    let d = l.t.rvsd_ref(0);
+    let want = |v: &[(u8, u32)]| -> Vec<(String, u32)> {
+        v.iter()
+            .map(|(d, w)| (format!("198.18.0.{d}:80"), *w))
+            .collect()
+    };
+    eventually("rs2 out, rs3 at weight 5", DETECT, || {
+        (forwarding(d) == want(&[(11, 1), (13, 5)])).then_some(())
+    });
+    code(12, 2);
+    code(13, 0);
+    // Exit 0 with misc_dynamic: up, "weight unchanged" (keepalived's man page).
+    eventually("rs2 back at weight 0, rs3 still at 5", DETECT, || {
+        (forwarding(d) == want(&[(11, 1), (12, 0), (13, 5)])).then_some(())
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A reload that leaves the checks alone changes no checker's state: no flap, no
+/// re-check storm.
+#[test]
+fn a_reload_keeps_the_checkers_state() {
+    let mut l = health_lab(
+        "    delay_loop: 0.3\n    warmup: 0\n",
+        "        checks: [{ type: tcp_check, connect_timeout: 0.5, retry: 0 }]\n",
+    );
+    let d = l.t.rvsd_ref(0);
+    eventually("up", DETECT, || {
+        (11..14)
+            .all(|x| is(d, &format!("198.18.0.{x}:80"), true))
+            .then_some(())
+    });
+    drop(l.servers.remove(0));
+    let d = l.t.rvsd_ref(0);
+    eventually("rs1 down", DETECT, || {
+        is(d, "198.18.0.11:80", false).then_some(())
+    });
+    let before = checks(d);
+    // A reload that changes something else (the scheduler).
+    let text = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace("scheduler: rr", "scheduler: wrr");
+    d.reload(&text);
+    let after = checks(d);
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(
+            (b.up, b.last_change_unix),
+            (a.up, a.last_change_unix),
+            "{a:?}"
+        );
+        assert!(a.checks_ok + a.checks_failed >= b.checks_ok + b.checks_failed);
+    }
+    assert_eq!(forwarding(d).len(), 2, "rs1 stays out after the reload");
+}
