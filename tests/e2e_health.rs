@@ -251,3 +251,104 @@ fn a_reload_keeps_the_checkers_state() {
     }
     assert_eq!(forwarding(d).len(), 2, "rs1 stays out after the reload");
 }
+
+/// Every server down: the sorry server answers; keepalived's quorum with hysteresis,
+/// its quorum and notify scripts, and `alpha` at start-up.
+#[test]
+fn the_sorry_server_quorum_scripts_notify_and_alpha() {
+    let dir = std::env::temp_dir().join(format!("rvst-scripts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = |n: &str| dir.join(n).display().to_string();
+    let service = format!(
+        "    delay_loop: 0.3\n    warmup: 0\n    alpha: true\n    quorum: 2\n    hysteresis: 1\n    quorum_up: \"touch {}\"\n    quorum_down: \"touch {}\"\n    sorry_server: {{ address: \"198.18.0.11:8080\", forward: nat }}\n",
+        f("quorum-up"),
+        f("quorum-down")
+    );
+    let rs = format!(
+        "        notify_up: \"touch {}-$(echo up)\"\n        notify_down: \"touch {}\"\n        checks: [{{ type: tcp_check, connect_timeout: 0.5, retry: 0 }}]\n",
+        f("rs"),
+        f("rs-down")
+    );
+    let mut l = health_lab(&service, &rs);
+    let _sorry = HttpServer::start(&l.rs[0].ns, v4("198.18.0.11", 8080), "sorry");
+    let d = l.t.rvsd_ref(0);
+    // alpha: every server starts down, so the quorum (sum 0) starts lost; the first
+    // successes bring them in and the quorum back at 3 >= quorum + hysteresis.
+    eventually("all three in after their first check", DETECT, || {
+        (forwarding(d) == all3()).then_some(())
+    });
+    let exists = |n: &str| dir.join(n).exists();
+    eventually("quorum_up and notify_up ran", DETECT, || {
+        (exists("quorum-up") && exists("rs-up")).then_some(())
+    });
+    // Two servers die: weight 1 is not below quorum - hysteresis = 1, the quorum holds.
+    drop(l.servers.remove(2));
+    drop(l.servers.remove(1));
+    let d = l.t.rvsd_ref(0);
+    eventually("two servers out", DETECT, || {
+        (forwarding(d) == vec![("198.18.0.11:80".to_string(), 1)]).then_some(())
+    });
+    assert!(!exists("quorum-down"), "hysteresis holds the quorum at weight 1");
+    assert!(exists("rs-down"), "notify_down ran");
+    // The last one: the sorry server alone.
+    drop(l.servers.remove(0));
+    let d = l.t.rvsd_ref(0);
+    eventually("the sorry server alone", DETECT, || {
+        (forwarding(d) == vec![("198.18.0.11:8080".to_string(), 1)]).then_some(())
+    });
+    assert!(exists("quorum-down"));
+    let m = server_names(&l, 6);
+    assert_eq!(m.get("sorry"), Some(&6), "{m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A held connection to a server whose check fails keeps going with expire_nodest_conn
+/// off, and ends with it on. The check is a MISC_CHECK the test controls, so the server
+/// itself stays up.
+#[test]
+fn a_held_connection_follows_expire_nodest_conn() {
+    let dir = std::env::temp_dir().join(format!("rvst-nodest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flag = dir.join("fail");
+    let rs = format!(
+        "        checks: [{{ type: misc_check, misc_path: \"test ! -e {}\" }}]\n",
+        flag.display()
+    );
+    for expire in [false, true] {
+        let _ = std::fs::remove_file(&flag);
+        let l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", &rs);
+        let d = l.t.rvsd_ref(0);
+        if expire {
+            let text = std::fs::read_to_string(&d.config)
+                .unwrap()
+                .replace("ipvs: { connections: 65536 }", "ipvs: { connections: 65536, expire_nodest_conn: true }");
+            d.reload(&text);
+        }
+        eventually("up", DETECT, || (forwarding(d) == all3()).then_some(()));
+        let ns = l.client.ns.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (back, answers) = std::sync::mpsc::channel::<Result<String, String>>();
+        // One keep-alive connection, held in the client's namespace.
+        let client = std::thread::spawn(move || {
+            testkit::net::enter(&ns);
+            let mut c = testkit::net::HttpConn::connect(v4(VIP, 80), Duration::from_secs(3)).unwrap();
+            back.send(c.get().map_err(|e| e.to_string())).unwrap();
+            rx.recv().unwrap();
+            back.send(c.get().map_err(|e| e.to_string())).unwrap();
+        });
+        let first = answers.recv().unwrap().unwrap();
+        // Every server's check fails: all leave the service.
+        std::fs::write(&flag, "").unwrap();
+        eventually("all out", DETECT, || forwarding(d).is_empty().then_some(()));
+        tx.send(()).unwrap();
+        let second = answers.recv_timeout(Duration::from_secs(10)).unwrap();
+        client.join().unwrap();
+        if expire {
+            assert!(second.is_err(), "expire_nodest_conn ends it: {second:?}");
+        } else {
+            assert_eq!(second, Ok(first), "the held connection keeps its server");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -82,6 +82,9 @@ struct Inner {
     servers: Vec<(RsKey, Vec<Probe>)>,
     /// The services, as configured (weights, quorum, scripts).
     services: Vec<ServiceConf>,
+    /// Services seen for the first time: their quorum state is set without scripts,
+    /// as keepalived sets it at start-up.
+    fresh: HashSet<overlay::SvcKey>,
     overlay: Overlay,
     /// Where scripts (quorum_up, quorum_down) run.
     handle: Option<tokio::runtime::Handle>,
@@ -145,6 +148,13 @@ impl Health {
             inner.probes.insert(p.clone(), Running { state, task });
         }
         inner.servers = servers;
+        let known: HashSet<overlay::SvcKey> = inner.services.iter().map(overlay::svc_key).collect();
+        inner.fresh = cfg
+            .services
+            .iter()
+            .map(overlay::svc_key)
+            .filter(|k| !known.contains(k))
+            .collect();
         inner.services = cfg.services.clone();
         inner.handle = Some(self.rt.handle().clone());
         // A service that is gone has no quorum to lose.
@@ -243,20 +253,35 @@ fn recompute(inner: &Arc<Mutex<Inner>>) -> Overlay {
         }
         o.servers.insert(*rs, h);
     }
+    let mut scripts = Vec::new();
     for (rs, h) in &o.servers {
         let was = i.overlay.servers.get(rs).copied();
-        if was.map(|w| w.up) != Some(h.up) && was.is_some() {
-            if h.up {
-                tracing::info!("Adding service {} to VS {}", rs.rs(), rs.vs());
-            } else {
-                tracing::warn!("Removing service {} from VS {}", rs.rs(), rs.vs());
-            }
+        if was.map(|w| w.up) == Some(h.up) || was.is_none() {
+            continue;
+        }
+        // keepalived's words (ipwrapper.c), and its notify scripts, run as written.
+        let conf = i.services.iter().find_map(|s| {
+            s.real_servers
+                .iter()
+                .find(|r| RsKey::of(s, r) == *rs)
+                .map(|r| (overlay::inhibited(s, r), r))
+        });
+        let inhibit = conf.is_some_and(|c| c.0);
+        let script = conf.and_then(|(_, r)| if h.up { r.notify_up.clone() } else { r.notify_down.clone() });
+        match (h.up, inhibit) {
+            (true, false) => tracing::info!("Adding service {} to VS {}", rs.rs(), rs.vs()),
+            (true, true) => tracing::info!("Enabling service {} to VS {}", rs.rs(), rs.vs()),
+            (false, false) => tracing::warn!("Removing service {} from VS {}", rs.rs(), rs.vs()),
+            (false, true) => tracing::warn!("Disabling service {} from VS {}", rs.rs(), rs.vs()),
+        }
+        if let Some(sc) = script {
+            tracing::info!("Executing [{sc}] for service {} in VS {}", rs.rs(), rs.vs());
+            scripts.push(sc);
         }
     }
     // keepalived's quorum (ipwrapper.c): lost below quorum - hysteresis (or at no
     // weight at all), gained again at quorum + hysteresis.
     o.quorum_lost = i.overlay.quorum_lost.clone();
-    let mut scripts = Vec::new();
     for s in &i.services {
         let key = overlay::svc_key(s);
         let (q, hy) = (
@@ -270,6 +295,13 @@ fn recompute(inner: &Arc<Mutex<Inner>>) -> Overlay {
             s.protocol.name().to_lowercase(),
             s.vip.port
         );
+        if i.fresh.contains(&key) {
+            if quorum_step(false, sum, q, hy) == Some(true) {
+                tracing::warn!("VS {vs} starts without its quorum ({sum} < {q})");
+                o.quorum_lost.insert(key);
+            }
+            continue;
+        }
         match quorum_step(o.quorum_lost.contains(&key), sum, q, hy) {
             Some(true) => {
                 tracing::warn!(
@@ -292,6 +324,7 @@ fn recompute(inner: &Arc<Mutex<Inner>>) -> Overlay {
             h.spawn(run_script(script));
         }
     }
+    i.fresh.clear();
     i.overlay = o.clone();
     o
 }
