@@ -289,7 +289,10 @@ fn the_sorry_server_quorum_scripts_notify_and_alpha() {
     eventually("two servers out", DETECT, || {
         (forwarding(d) == vec![("198.18.0.11:80".to_string(), 1)]).then_some(())
     });
-    assert!(!exists("quorum-down"), "hysteresis holds the quorum at weight 1");
+    assert!(
+        !exists("quorum-down"),
+        "hysteresis holds the quorum at weight 1"
+    );
     assert!(exists("rs-down"), "notify_down ran");
     // The last one: the sorry server alone.
     drop(l.servers.remove(0));
@@ -320,9 +323,10 @@ fn a_held_connection_follows_expire_nodest_conn() {
         let l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", &rs);
         let d = l.t.rvsd_ref(0);
         if expire {
-            let text = std::fs::read_to_string(&d.config)
-                .unwrap()
-                .replace("ipvs: { connections: 65536 }", "ipvs: { connections: 65536, expire_nodest_conn: true }");
+            let text = std::fs::read_to_string(&d.config).unwrap().replace(
+                "ipvs: { connections: 65536 }",
+                "ipvs: { connections: 65536, expire_nodest_conn: true }",
+            );
             d.reload(&text);
         }
         eventually("up", DETECT, || (forwarding(d) == all3()).then_some(()));
@@ -332,7 +336,8 @@ fn a_held_connection_follows_expire_nodest_conn() {
         // One keep-alive connection, held in the client's namespace.
         let client = std::thread::spawn(move || {
             testkit::net::enter(&ns);
-            let mut c = testkit::net::HttpConn::connect(v4(VIP, 80), Duration::from_secs(3)).unwrap();
+            let mut c =
+                testkit::net::HttpConn::connect(v4(VIP, 80), Duration::from_secs(3)).unwrap();
             back.send(c.get().map_err(|e| e.to_string())).unwrap();
             rx.recv().unwrap();
             back.send(c.get().map_err(|e| e.to_string())).unwrap();

@@ -267,7 +267,13 @@ fn recompute(inner: &Arc<Mutex<Inner>>) -> Overlay {
                 .map(|r| (overlay::inhibited(s, r), r))
         });
         let inhibit = conf.is_some_and(|c| c.0);
-        let script = conf.and_then(|(_, r)| if h.up { r.notify_up.clone() } else { r.notify_down.clone() });
+        let script = conf.and_then(|(_, r)| {
+            if h.up {
+                r.notify_up.clone()
+            } else {
+                r.notify_down.clone()
+            }
+        });
         match (h.up, inhibit) {
             (true, false) => tracing::info!("Adding service {} to VS {}", rs.rs(), rs.vs()),
             (true, true) => tracing::info!("Enabling service {} to VS {}", rs.rs(), rs.vs()),
