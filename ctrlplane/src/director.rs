@@ -94,7 +94,7 @@ pub struct Director {
     dest_base: Vec<[u64; 5]>,
     /// The health checker, and the overlay its probes make: applied on top of `cfg`
     /// when a snapshot is built, never written into `cfg`.
-    health: Option<Arc<Health>>,
+    health: Option<Health>,
     overlay: Overlay,
 }
 
@@ -128,20 +128,27 @@ impl Director {
 
     /// Starts checking the configuration's real servers with `h`; from now on their
     /// health shapes every snapshot.
-    pub fn attach_health(&mut self, h: Arc<Health>) {
+    pub fn attach_health(&mut self, h: Health) {
         self.overlay = h.apply(&self.cfg);
         self.health = Some(h);
         self.publish();
     }
 
-    /// Takes the health checker's current overlay; publishes when it changed.
+    /// Takes the health checker's overlay if a probe changed; publishes when the
+    /// overlay changed. rvsd's main loop calls it every tick.
     pub fn refresh_health(&mut self) {
-        if let Some(h) = &self.health {
-            let o = h.overlay();
+        if let Some(o) = self.health.as_ref().and_then(Health::poll) {
             if o != self.overlay {
                 self.overlay = o;
                 self.publish();
             }
+        }
+    }
+
+    /// Stops the health checker (keepalived's `omega` scripts first).
+    pub fn stop_health(&mut self) {
+        if let Some(h) = &mut self.health {
+            h.stop();
         }
     }
 

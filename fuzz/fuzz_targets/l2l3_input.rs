@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
         mac: MacAddr([2, 0, 0, 0, 0, 0xd0]),
         mtu: 1500,
         addresses: vec!["198.18.0.2/24".parse().unwrap()],
+        // A kernel twin: what goes up to it is accounted for too (`to_kernel`).
+        kernel: Some(1),
     }];
     let routes = [Route { prefix: "0.0.0.0/0".parse().unwrap(), via: Some("198.18.0.1".parse().unwrap()), port: 0 }];
     let snap = Snapshot::new(ports, &routes, vec![], NeighParams::default());

@@ -174,20 +174,13 @@ impl Daemon {
         );
         let cell = director.cell();
         let director = Arc::new(Mutex::new(director));
-        // The health checker's runtime: a changed overlay is taken by the director,
-        // which publishes a snapshot when it changes what forwards. Started before the
-        // workers, so that with `alpha` no real server gets traffic before its check.
-        let weak = Arc::downgrade(&director);
-        let health = ctrlplane::health::Health::start(move |_| {
-            if let Some(d) = weak.upgrade() {
-                if let Ok(mut d) = d.lock() {
-                    d.refresh_health();
-                }
-            }
-        })
-        .context("starting the health checker's runtime")?;
+        // The health checker's runtime; the main loop takes its changes into the
+        // director. Started before the workers, so that with `alpha` no real server
+        // gets traffic before its first check.
+        let health =
+            ctrlplane::health::Health::start().context("starting the health checker's runtime")?;
         if let Ok(mut d) = director.lock() {
-            d.attach_health(Arc::new(health));
+            d.attach_health(health);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let ctxs = (0..w)
@@ -334,7 +327,10 @@ impl Daemon {
         tracing::info!(pid = std::process::id(), "rvsd running");
         let mut next_estimate = Instant::now() + Duration::from_secs(2);
         while !term.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
+            if let Ok(mut d) = self.director.lock() {
+                d.refresh_health();
+            }
             if hup.swap(false, Ordering::Relaxed) {
                 if let Ok(mut d) = self.director.lock() {
                     if let Err(e) = d.reload() {
@@ -354,6 +350,9 @@ impl Daemon {
     }
 
     fn shutdown(&mut self) -> Result<()> {
+        if let Ok(mut d) = self.director.lock() {
+            d.stop_health();
+        }
         self.server.take();
         self.metrics.take();
         self.stop.store(true, Ordering::Relaxed);

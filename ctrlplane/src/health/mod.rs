@@ -27,6 +27,7 @@ use crate::config::{Config, ServiceConf};
 use run::ProbeState;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -90,29 +91,49 @@ struct Inner {
     handle: Option<tokio::runtime::Handle>,
 }
 
-type OnChange = Arc<dyn Fn(Overlay) + Send + Sync>;
-
 /// The health checker: its runtime and its probes.
 pub struct Health {
-    rt: tokio::runtime::Runtime,
+    rt: Option<tokio::runtime::Runtime>,
     inner: Arc<Mutex<Inner>>,
-    on_change: OnChange,
+    /// Set by a probe whose state changed; `poll` turns it into an overlay. The probes
+    /// never take the director's lock themselves, so a busy control plane cannot stall
+    /// them, and a burst of changes becomes one snapshot.
+    dirty: Arc<AtomicBool>,
+}
+
+/// The identity of a check apart from its timing: a reload that only retimes a check
+/// carries its state over instead of starting it again.
+fn identity(
+    p: &Probe,
+) -> (
+    crate::config::CheckType,
+    std::net::SocketAddrV4,
+    Option<std::net::SocketAddrV4>,
+    resolve::Spec,
+) {
+    (p.kind, p.target, p.bind, p.spec.clone())
 }
 
 impl Health {
-    /// Starts the runtime; `on_change` gets every new overlay (from the runtime's
-    /// thread, with no lock of the health checker held).
-    pub fn start(on_change: impl Fn(Overlay) + Send + Sync + 'static) -> std::io::Result<Health> {
+    /// Starts the runtime (one thread for every probe).
+    pub fn start() -> std::io::Result<Health> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rvs-health")
             .enable_all()
             .build()?;
         Ok(Health {
-            rt,
+            rt: Some(rt),
             inner: Arc::default(),
-            on_change: Arc::new(on_change),
+            dirty: Arc::default(),
         })
+    }
+
+    /// The overlay, when some probe changed since the last call.
+    pub fn poll(&self) -> Option<Overlay> {
+        self.dirty
+            .swap(false, Ordering::AcqRel)
+            .then(|| recompute(&self.inner))
     }
 
     /// Runs the probes `cfg` asks for: new ones start, gone ones stop, and unchanged
@@ -124,10 +145,17 @@ impl Health {
         let Ok(mut inner) = self.inner.lock() else {
             return Overlay::default();
         };
+        let Some(rt) = &self.rt else {
+            return Overlay::default();
+        };
+        let mut gone = HashMap::new();
         inner.probes.retain(|p, r| {
             let keep = wanted.contains(p);
             if !keep {
                 r.task.abort();
+                if let Ok(s) = r.state.lock() {
+                    gone.insert(identity(p), s.clone());
+                }
             }
             keep
         });
@@ -135,16 +163,16 @@ impl Health {
             if inner.probes.contains_key(p) {
                 continue;
             }
-            let state = Arc::new(Mutex::new(ProbeState::new(p)));
-            let weak = Arc::downgrade(&self.inner);
-            let on_change = self.on_change.clone();
-            let changed: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-                if let Some(inner) = weak.upgrade() {
-                    let o = recompute(&inner);
-                    on_change(o);
-                }
-            });
-            let task = self.rt.spawn(run::run(p.clone(), state.clone(), changed));
+            // The same check, retimed: it keeps its state (no flap back to up).
+            let state = match gone.remove(&identity(p)) {
+                Some(old) => ProbeState::carried(p, old),
+                None => ProbeState::new(p),
+            };
+            let state = Arc::new(Mutex::new(state));
+            let dirty = self.dirty.clone();
+            let changed: Arc<dyn Fn() + Send + Sync> =
+                Arc::new(move || dirty.store(true, Ordering::Release));
+            let task = rt.spawn(run::run(p.clone(), state.clone(), changed));
             inner.probes.insert(p.clone(), Running { state, task });
         }
         inner.servers = servers;
@@ -156,7 +184,7 @@ impl Health {
             .filter(|k| !known.contains(k))
             .collect();
         inner.services = cfg.services.clone();
-        inner.handle = Some(self.rt.handle().clone());
+        inner.handle = Some(rt.handle().clone());
         // A service that is gone has no quorum to lose.
         let live: HashSet<overlay::SvcKey> = cfg.services.iter().map(overlay::svc_key).collect();
         inner.overlay.quorum_lost.retain(|k| live.contains(k));
@@ -223,9 +251,40 @@ impl Health {
         out
     }
 
-    /// Stops every probe.
-    pub fn stop(self) {
-        self.rt.shutdown_timeout(Duration::from_secs(1));
+    /// keepalived's `omega` at shutdown: for each service that asks, the notify_down
+    /// of every live real server and, if it has its quorum, quorum_down; then every probe
+    /// stops. Scripts run to their end.
+    pub fn stop(&mut self) {
+        let scripts: Vec<String> = match self.inner.lock() {
+            Ok(i) => i
+                .services
+                .iter()
+                .filter(|s| s.omega)
+                .flat_map(|s| {
+                    let mut v: Vec<String> = s
+                        .real_servers
+                        .iter()
+                        .filter(|r| i.overlay.health(s, r).up)
+                        .filter_map(|r| r.notify_down.clone())
+                        .collect();
+                    if !i.overlay.quorum_lost.contains(&overlay::svc_key(s)) {
+                        v.extend(s.quorum_down.clone());
+                    }
+                    v
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for sc in scripts {
+            tracing::info!("Executing [{sc}] (omega)");
+            let _ = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&sc)
+                .status();
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
     }
 }
 

@@ -255,10 +255,13 @@ pub fn probe(s: &ServiceConf, r: &RealServerConf, c: &CheckConf) -> Result<Probe
                 .map(|r| hex(r, true))
                 .transpose()?,
         },
-        CheckType::DnsCheck => Spec::Dns {
-            qtype: c.dns_type.clone().unwrap_or_else(|| "SOA".into()),
-            name: c.name.clone().unwrap_or_else(|| ".".into()),
-        },
+        CheckType::DnsCheck => {
+            let qtype = c.dns_type.clone().unwrap_or_else(|| "SOA".into());
+            let name = c.name.clone().unwrap_or_else(|| ".".into());
+            // A type or name the query cannot carry is refused at load, not failed forever.
+            super::dns::query(0, &name, &qtype)?;
+            Spec::Dns { qtype, name }
+        }
         CheckType::PingCheck => Spec::Ping,
         CheckType::SmtpCheck => Spec::Smtp {
             helo: c

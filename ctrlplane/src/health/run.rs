@@ -45,6 +45,13 @@ impl ProbeState {
         }
     }
 
+    /// The state of a check that `p` replaces after a reload changed only its timing.
+    pub fn carried(p: &Probe, old: ProbeState) -> ProbeState {
+        // A retried failure run starts again under the new retry count.
+        let retry_it = if old.up { 0 } else { p.retry };
+        ProbeState { retry_it, ..old }
+    }
+
     /// Counts one attempt; returns the delay to the next and whether what the server's
     /// health depends on (up, dynamic weight) changed.
     pub fn record(&mut self, p: &Probe, a: Attempt) -> (Duration, bool) {
