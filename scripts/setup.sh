@@ -13,6 +13,7 @@ packages=(
   dpdk dpdk-dev libdpdk-dev                       # DPDK 22.11 and its PMD plugins
   iproute2 iputils-ping ethtool curl              # namespace topologies, tests and demo
   tshark                                          # decodes what rvs sends, in packet tests
+  dnsmasq-base openssl                            # real DNS and TLS servers for health checks
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -373,3 +373,121 @@ fn a_held_connection_follows_expire_nodest_conn() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A process in a namespace, killed when dropped.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Every other checker against real servers: rs1 runs a TCP listener on 8080, a UDP
+/// echo on 9999, dnsmasq and an `openssl s_server`; rs2 runs none of them; rs3 is pinged
+/// at an address nobody has. Each check must pass where its server runs and fail, with
+/// its reason, where it does not.
+#[test]
+fn tcp_connect_port_udp_dns_ssl_and_ping_checks() {
+    let checks_yaml = "        checks:\n          - { type: tcp_check, connect_port: 8080 }\n          - { type: udp_check, connect_port: 9999, payload: \"68656c6c6f\", require_reply: \"68656cXX6f\" }\n          - { type: dns_check, connect_port: 53, dns_type: A, name: rs.test. }\n          - { type: ssl_get, connect_port: 4443, url: [{ path: / }] }\n          - { type: ping_check }\n";
+    let rs = format!(
+        "      - address: \"198.18.0.11:80\"\n        forward: nat\n{checks_yaml}      - address: \"198.18.0.12:80\"\n        forward: nat\n{checks_yaml}      - address: \"198.18.0.13:80\"\n        forward: nat\n        checks: [{{ type: ping_check, connect_ip: \"198.18.0.99\" }}]\n"
+    );
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: rr\n    delay_loop: 0.5\n    warmup: 0\n    connect_timeout: 1\n    retry: 0\n    real_servers:\n{rs}"
+    );
+    let l = lab_port(
+        std::path::Path::new(RVSD),
+        Mode::Nat,
+        &svc,
+        1,
+        "    kernel: { name: lan0k }\n",
+    );
+    let rs1 = &l.rs[0];
+    let _tcp = HttpServer::start(&rs1.ns, v4("198.18.0.11", 8080), "tcp");
+    // UDP echo.
+    let ns = rs1.ns.clone();
+    let _udp = std::thread::spawn(move || {
+        testkit::net::enter(&ns);
+        let s = std::net::UdpSocket::bind("198.18.0.11:9999").unwrap();
+        let mut b = [0u8; 1500];
+        while let Ok((n, from)) = s.recv_from(&mut b) {
+            let _ = s.send_to(&b[..n], from);
+        }
+    });
+    let _dns = Daemon(rs1.spawn(&[
+        "dnsmasq",
+        "--no-daemon",
+        "--port=53",
+        "--listen-address=198.18.0.11",
+        "--bind-interfaces",
+        "--no-resolv",
+        "--no-hosts",
+        "--address=/rs.test/198.18.0.11",
+    ]));
+    let dir = l.t.dir.clone();
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let gen = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=rs1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let _tls = Daemon(rs1.spawn(&[
+        "openssl",
+        "s_server",
+        "-quiet",
+        "-www",
+        "-accept",
+        "198.18.0.11:4443",
+        "-cert",
+        cert.to_str().unwrap(),
+        "-key",
+        key.to_str().unwrap(),
+    ]));
+    let d = l.t.rvsd_ref(0);
+    eventually("rs1 up on every check, rs2 and rs3 down", DETECT, || {
+        (forwarding(d) == vec![("198.18.0.11:80".to_string(), 1)]).then_some(())
+    });
+    let c = checks(d);
+    let of = |rs: &str, kind: &str| {
+        c.iter()
+            .find(|x| x.real_server == rs && x.check == kind)
+            .unwrap_or_else(|| panic!("no {kind} on {rs}: {c:?}"))
+            .clone()
+    };
+    for kind in [
+        "TCP_CHECK",
+        "UDP_CHECK",
+        "DNS_CHECK",
+        "SSL_GET",
+        "PING_CHECK",
+    ] {
+        let a = of("198.18.0.11:80", kind);
+        assert!(a.up && a.last_result == "ok", "rs1 {kind}: {a:?}");
+    }
+    assert_eq!(of("198.18.0.11:80", "TCP_CHECK").target, "198.18.0.11:8080");
+    // rs2 answers ping but runs none of the services.
+    assert!(of("198.18.0.12:80", "PING_CHECK").up);
+    for kind in ["TCP_CHECK", "UDP_CHECK", "DNS_CHECK", "SSL_GET"] {
+        let b = of("198.18.0.12:80", kind);
+        assert!(
+            !b.up && b.last_result != "ok" && !b.last_result.is_empty(),
+            "rs2 {kind}: {b:?}"
+        );
+    }
+    let p = of("198.18.0.13:80", "PING_CHECK");
+    assert!(!p.up && p.target.starts_with("198.18.0.99"), "{p:?}");
+    let m = server_names(&l, 6);
+    assert_eq!(m.get("rs1"), Some(&6), "{m:?}");
+}
