@@ -59,12 +59,10 @@ fn the_directors_kernel_serves_and_connects_through_rvs(workers: usize) {
         String::from_utf8_lossy(&ping.stdout)
     );
     // The VIP is still rvs's alone.
+    // Every worker schedules rr on its own copy: within one per worker of even.
     let m = tally(&get_many(&l.client.ns, v4(VIP, 80), 30));
-    assert_eq!(
-        m.values().copied().collect::<Vec<_>>(),
-        vec![10, 10, 10],
-        "{m:?}"
-    );
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert!(m.values().all(|n| n.abs_diff(10) <= workers), "{m:?}");
     let c = l.t.rvsd(0).counters();
     let up: u64 = c.workers.iter().map(|w| w.to_kernel).sum();
     let down: u64 = c.workers.iter().map(|w| w.from_kernel).sum();

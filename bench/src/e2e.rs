@@ -194,17 +194,27 @@ struct Lab {
 
 /// nginx answering every request with its real server's name, in that server's
 /// namespace; stopped when dropped.
-struct Nginx(std::process::Child);
+pub struct Nginx(std::process::Child);
 
 impl Nginx {
+    /// nginx on every address of `h` (port 80), up when it answers on the first.
+    pub fn start_any(dir: &Path, h: &Host, name: &str) -> Result<Nginx> {
+        let first = h.ip.map(|a| a.to_string()).unwrap_or_default();
+        Nginx::serve(dir, h, "80", &first, name)
+    }
+
     fn start(dir: &Path, h: &Host, addr: &str, name: &str) -> Result<Nginx> {
+        Nginx::serve(dir, h, &format!("{addr}:80"), addr, name)
+    }
+
+    fn serve(dir: &Path, h: &Host, listen: &str, addr: &str, name: &str) -> Result<Nginx> {
         let d = dir.join(format!("nginx-{name}"));
         std::fs::create_dir_all(&d)?;
         let p = d.display();
         // One worker per server (three servers, a client and a load balancer share two
         // cores); keep-alive connections live as long as the load does.
         let conf = format!(
-            "user root;\nworker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{ worker_connections 8192; }}\nhttp {{\n access_log off;\n keepalive_requests 100000000;\n client_body_temp_path {p}/body;\n proxy_temp_path {p}/proxy;\n fastcgi_temp_path {p}/fastcgi;\n uwsgi_temp_path {p}/uwsgi;\n scgi_temp_path {p}/scgi;\n server {{\n  listen {addr}:80 backlog=4096;\n  location / {{ default_type text/plain; return 200 \"{name}\\n\"; }}\n }}\n}}\n"
+            "user root;\nworker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{ worker_connections 8192; }}\nhttp {{\n access_log off;\n keepalive_requests 100000000;\n client_body_temp_path {p}/body;\n proxy_temp_path {p}/proxy;\n fastcgi_temp_path {p}/fastcgi;\n uwsgi_temp_path {p}/uwsgi;\n scgi_temp_path {p}/scgi;\n server {{\n  listen {listen} backlog=4096;\n  location / {{ default_type text/plain; return 200 \"{name}\\n\"; }}\n }}\n}}\n"
         );
         let cf = d.join("nginx.conf");
         std::fs::write(&cf, conf)?;

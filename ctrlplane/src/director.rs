@@ -131,7 +131,10 @@ impl Director {
     pub fn attach_health(&mut self, h: Health) {
         self.overlay = h.apply(&self.cfg);
         self.health = Some(h);
-        self.publish();
+        // Without checks (or with every server up) the first snapshot stands.
+        if self.overlay != Overlay::default() {
+            self.publish();
+        }
     }
 
     /// Takes the health checker's overlay if a probe changed; publishes when the

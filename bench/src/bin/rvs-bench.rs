@@ -13,6 +13,7 @@
 //!   rvs-bench lifecycle MODE [CONNS] [--full]  full connections through that path
 //!   rvs-bench instructions [--out FILE]       instructions per packet and connection
 //!   rvs-bench kernel [--quick] [--out FILE]   the exception path's throughput (iperf3)
+//!   rvs-bench health [--out FILE]             1,000 health-checked real servers
 
 use anyhow::{bail, Context, Result};
 use rvs_bench::dpdk::{machine, measure, rvsd, rvsd_exe, segment_traces, testpmd};
@@ -190,6 +191,23 @@ fn main() -> Result<()> {
             let (secs, rounds) = if quick { (3, 1) } else { (5, 3) };
             let all = rvs_bench::kernel::run(&rvsd_exe()?, secs, rounds)?;
             let report = serde_json::json!({ "machine": machine(), "seconds": secs, "setup": format!("{} {secs} s per direction, {rounds} rounds.", rvs_bench::kernel::SETUP), "every_round": all });
+            std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Some("health") => {
+            let out = option(&args, "--out")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("bench/results/health.json"));
+            let r = rvs_bench::health::run(&rvsd_exe()?, 20)?;
+            eprintln!(
+                "  {} probes/s of {} configured; health thread {:.1}% of a core, main thread {:.1}%",
+                r.probes_per_s,
+                r.probes_per_s_expected,
+                r.health_thread_cpu * 100.0,
+                r.main_thread_cpu * 100.0
+            );
+            let report = serde_json::json!({ "machine": machine(), "health": r });
             std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
             eprintln!("wrote {}", out.display());
             Ok(())
