@@ -241,6 +241,18 @@ def main():
             text = ctx.read_text()
             w(text[text.index("-->") + 3:].strip() + "\n")
         w("Reproduce this section alone: `target/release/rvs-bench kernel`.\n")
+    hc = load("health.json")
+    if hc:
+        h = hc["health"]
+        w("## Health checks at scale\n")
+        if other(hc):
+            w(f"Measured on {machine_line(hc['machine'])}.\n")
+        w(h["setup"] + "\n")
+        w("| real servers | probes configured per second | achieved per second | servers up | health thread, share of a core | main thread, share of a core | window s |")
+        w("|---:|---:|---:|---:|---:|---:|---:|")
+        w(f"| {h['servers']:,} | {h['probes_per_s_expected']:,.0f} | {h['probes_per_s']:,.0f} | {h['servers_up']:,} | {h['health_thread_cpu']:.1%} | {h['main_thread_cpu']:.1%} | {h['seconds']} |")
+        w("")
+        w("Reproduce this section alone: `target/release/rvs-bench health`.\n")
     rows_m = micro()
     if rows_m:
         w("## Micro-benchmarks (criterion, median)\n")

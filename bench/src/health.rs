@@ -70,15 +70,9 @@ pub fn run(rvsd: &Path, secs: u64) -> Result<Report> {
         })
         .collect();
     let cfg = format!(
-        "eal: {{ cores: \"0-1\", file_prefix: rvsbench-health, hugepages: auto, memory_mb: 512 }}\ndataplane: {{ workers: 1, idle: adaptive, mbufs: 16383 }}\nmetrics: {{ listen: \"\" }}\nports:\n  - {{ name: lan0, device: \"net_af_packet0,iface=eth0\", addresses: [\"198.18.4.1/22\"], kernel: {{ name: lan0k }} }}\ncontrol: {{ socket: \"{{SOCKET}}\" }}\nservices:\n  - vip: \"198.18.4.1:80\"\n    scheduler: rr\n    delay_loop: 1\n    connect_timeout: 2\n    real_servers:\n{rs}"
+        "eal: {{ cores: \"0-1\", file_prefix: rvsbench-health, hugepages: auto, memory_mb: 512 }}\ndataplane: {{ workers: 1, idle: adaptive, mbufs: 16383 }}\nmetrics: {{ listen: \"\" }}\nports:\n  - {{ name: lan0, device: \"net_af_packet0,iface=eth0\", addresses: [\"198.18.4.1/22\"], kernel: {{ name: lan0k }} }}\ncontrol: {{ socket: \"{{SOCKET}}\" }}\nservices:\n  - vip: \"198.18.4.5:80\"\n    scheduler: rr\n    delay_loop: 1\n    connect_timeout: 2\n    real_servers:\n{rs}"
     );
-    // The kernel twin resolves 1,000 neighbours.
-    lb.run(&[
-        "sysctl",
-        "-qw",
-        "net.ipv4.neigh.default.gc_thresh3=4096",
-        "net.ipv4.neigh.default.gc_thresh2=2048",
-    ]);
+    // The kernel twin resolves 1,000 neighbours (under gc_thresh3's 1,024).
     t.start_rvsd(&lb, rvsd, &cfg);
     let d = t.last_rvsd();
     let pid = d.pid().context("rvsd's pid")?;
