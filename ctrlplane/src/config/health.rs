@@ -10,6 +10,38 @@ use super::values::{Addr, Endpoint};
 use dataplane::ipvs::conn::Fwd;
 use serde::{Deserialize, Serialize};
 
+/// keepalived's check keys, which a service, a real server and a check may each set (a
+/// check's unset key takes its real server's, whose unset key takes its service's):
+/// declared once here and appended to each of the three structs. Seconds may be
+/// fractional.
+macro_rules! with_check_keys {
+    ($(#[$m:meta])* pub struct $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        pub struct $name {
+            $($body)*
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub delay_loop: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub connect_timeout: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub retry: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub delay_before_retry: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub warmup: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub connect_ip: Option<Addr>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub connect_port: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub bindto: Option<Addr>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub bind_port: Option<u16>,
+        }
+    };
+}
+pub(super) use with_check_keys;
+
 /// keepalived's checker types (its `HTTP_GET`, `TCP_CHECK`, ... in snake case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,31 +78,13 @@ pub(super) fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// One checker of a real server.
+with_check_keys! {
+    /// One checker of a real server.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckConf {
     #[serde(rename = "type")]
     pub kind: CheckType,
-    // The keys every checker has (seconds may be fractional).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_loop: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_timeout: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_before_retry: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warmup: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_ip: Option<Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bindto: Option<Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bind_port: Option<u16>,
     // HTTP_GET, SSL_GET
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub url: Vec<UrlConf>,
@@ -104,6 +118,7 @@ pub struct CheckConf {
     // FILE_CHECK
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_file: Option<String>,
+}
 }
 
 /// One `url` of an HTTP_GET or SSL_GET.

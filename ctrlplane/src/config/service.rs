@@ -1,6 +1,6 @@
 //! Virtual services and their real servers (`services:`).
 
-use super::health::{is_false, CheckConf, SorryServerConf};
+use super::health::{is_false, with_check_keys, CheckConf, SorryServerConf};
 use super::values::{Addr, Endpoint};
 use dataplane::ipvs::conn::Fwd;
 use dataplane::ipvs::sched::SchedKind;
@@ -8,6 +8,7 @@ use dataplane::ipvs::service::Proto;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
+with_check_keys! {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConf {
@@ -29,25 +30,6 @@ pub struct ServiceConf {
     pub toa: bool,
     #[serde(default)]
     pub real_servers: Vec<RealServerConf>,
-    // Health-check defaults for the checks below (keepalived's inheritance).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_loop: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_timeout: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_before_retry: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warmup: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_ip: Option<Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bindto: Option<Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bind_port: Option<u16>,
     /// A failed real server stays at weight 0 instead of leaving the service.
     #[serde(default, skip_serializing_if = "is_false")]
     pub inhibit_on_failure: bool,
@@ -73,6 +55,7 @@ pub struct ServiceConf {
     #[serde(default, skip_serializing_if = "is_false")]
     pub sorry_server_inhibit: bool,
 }
+}
 
 fn default_proto() -> Proto {
     Proto::Tcp
@@ -97,6 +80,7 @@ impl Default for PersistenceConf {
     }
 }
 
+with_check_keys! {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealServerConf {
@@ -110,25 +94,6 @@ pub struct RealServerConf {
     pub upper_threshold: u32,
     #[serde(default)]
     pub lower_threshold: u32,
-    // Health-check defaults for the checks below (keepalived's inheritance).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_loop: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_timeout: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delay_before_retry: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warmup: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_ip: Option<Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bindto: Option<Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bind_port: Option<u16>,
     /// Overrides the service's `inhibit_on_failure`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inhibit_on_failure: Option<bool>,
@@ -140,6 +105,7 @@ pub struct RealServerConf {
     /// The server is down while any of them fails.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckConf>,
+}
 }
 
 fn default_fwd() -> Fwd {
