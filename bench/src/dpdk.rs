@@ -74,10 +74,18 @@ pub fn write_trace(path: &Path, spec: &TraceSpec) -> Result<u64> {
     Ok(n)
 }
 
+/// What a run replays: the trace, its frame count, and an optional warm-up trace replayed
+/// once on a port of its own before and while the trace is.
+pub struct Replay {
+    pub trace: PathBuf,
+    pub packets: u64,
+    pub warm: Option<PathBuf>,
+}
+
 /// The measured trace of `flows` flows (data segments only: 64 per flow at 1k flows, one
 /// at 1M, where every replayed packet holds an mbuf) and its warm-up (one SYN per flow,
-/// for the warm-up port). Returns both paths and the measured trace's frame count.
-pub fn segment_traces(dir: &Path, flows: u32) -> Result<(PathBuf, PathBuf, u64)> {
+/// for the warm-up port).
+pub fn segment_traces(dir: &Path, flows: u32) -> Result<Replay> {
     let rounds = if flows <= 1000 { 64 } else { 1 };
     let trace = dir.join(format!("seg-{flows}.pcap"));
     let packets = write_trace(&trace, &spec(Profile::Segments, flows, rounds))?;
@@ -90,7 +98,11 @@ pub fn segment_traces(dir: &Path, flows: u32) -> Result<(PathBuf, PathBuf, u64)>
         trace.display(),
         warm.display()
     );
-    Ok((trace, warm, packets))
+    Ok(Replay {
+        trace,
+        packets,
+        warm: Some(warm),
+    })
 }
 
 /// Memory and mbufs to hold a replayed trace of `packets` frames plus queues.
@@ -187,21 +199,18 @@ impl Drop for Rvsd {
     }
 }
 
-/// Starts rvsd on the trace with one service of `mode` (`none`: no service at all). A
-/// `warm` trace is replayed once, on a port of its own, before and while the trace is
-/// (its SYNs open the connections whose data segments the trace replays).
-#[allow(clippy::too_many_arguments)]
+/// Starts rvsd on `replay` with one service of `mode` (`none`: no service at all); the
+/// warm-up's SYNs open the connections whose data segments the trace replays.
 pub fn rvsd(
     dir: &Path,
     name: &str,
     mode: &str,
-    trace: &Path,
-    warm: Option<&Path>,
-    packets: u64,
+    replay: &Replay,
     workers: usize,
     flows: u32,
 ) -> Result<Rvsd> {
-    let (mbufs, mb) = sizing(packets, workers);
+    let (trace, warm) = (&replay.trace, replay.warm.as_deref());
+    let (mbufs, mb) = sizing(replay.packets, workers);
     let socket = dir.join(format!("{name}.sock"));
     let rx = (0..workers)
         .map(|_| format!("rx_pcap={}", trace.display()))

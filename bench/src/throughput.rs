@@ -4,7 +4,7 @@
 //! the report says about the setup is written here, into the JSON, next to the figures.
 
 use crate::dpdk::{
-    cps, machine, measure, median, rvsd, segment_traces, testpmd, write_trace, Machine,
+    cps, machine, measure, median, rvsd, segment_traces, testpmd, write_trace, Machine, Replay,
 };
 use crate::path::{lifecycle_table, PathRig};
 use crate::setup::spec;
@@ -104,8 +104,9 @@ pub fn throughput(quick: bool, out: &Path) -> Result<()> {
     for &flows in sizes {
         // The same mix at every flow count: data segments of established connections,
         // opened by the warm-up port's SYNs.
-        let (trace, warm, packets) = segment_traces(&dir, flows)?;
-        let io = testpmd(&trace, packets, "io")?;
+        let replay = segment_traces(&dir, flows)?;
+        let (trace, packets) = (&replay.trace, replay.packets);
+        let io = testpmd(trace, packets, "io")?;
         cases.push(row("testpmd", "io", flows, 1, &[io]));
         // The machine's speed drifts within minutes, so every rvs run is paired with a
         // testpmd 5tswap run right before it: the ratio compares like with like.
@@ -117,19 +118,10 @@ pub fn throughput(quick: bool, out: &Path) -> Result<()> {
             }
             let (mut rates, mut ratios, mut dropped) = (Vec::new(), Vec::new(), 0f64);
             for _ in 0..reps {
-                let swap = testpmd(&trace, packets, "5tswap")?;
+                let swap = testpmd(trace, packets, "5tswap")?;
                 swaps.push(swap);
                 let name = format!("{mode}-{workers}w-{flows}");
-                let r = rvsd(
-                    &dir,
-                    &name,
-                    mode,
-                    &trace,
-                    Some(&warm),
-                    packets,
-                    workers,
-                    flows,
-                )?;
+                let r = rvsd(&dir, &name, mode, &replay, workers, flows)?;
                 let w = measure(&r, Some(flows))?;
                 drop(r);
                 eprintln!(
@@ -161,7 +153,12 @@ pub fn throughput(quick: bool, out: &Path) -> Result<()> {
     let cps_flows = if quick { 200_000 } else { 1_000_000 };
     let trace = dir.join(format!("syn-{cps_flows}.pcap"));
     let packets = write_trace(&trace, &spec(Profile::Syn, cps_flows, 1))?;
-    let r = rvsd(&dir, "cps", "none", &trace, None, packets, 1, cps_flows)?;
+    let replay = Replay {
+        trace,
+        packets,
+        warm: None,
+    };
+    let r = rvsd(&dir, "cps", "none", &replay, 1, cps_flows)?;
     let cps = cps(&r, cps_flows)?;
     drop(r);
     eprintln!("  rvs SYN-only inserts: {cps:.0}/s ({cps_flows} unique SYNs, 1 worker)");

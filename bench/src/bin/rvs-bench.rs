@@ -28,26 +28,17 @@ use std::time::{Duration, Instant};
 fn single(mode: &str, flows: u32, hold: u64) -> Result<()> {
     let dir = std::env::temp_dir().join("rvs-bench");
     std::fs::create_dir_all(&dir)?;
-    let (trace, warm, packets) = segment_traces(&dir, flows)?;
+    let replay = segment_traces(&dir, flows)?;
     // RVS_BENCH_SWAP=<pps> skips testpmd (A/B runs of two rvsd builds).
     let swap = match std::env::var("RVS_BENCH_SWAP")
         .ok()
         .and_then(|v| v.parse().ok())
     {
         Some(v) => v,
-        None => testpmd(&trace, packets, "5tswap")?,
+        None => testpmd(&replay.trace, replay.packets, "5tswap")?,
     };
     eprintln!("  testpmd 5tswap {flows} flows: {:.2} Mpps", swap / 1e6);
-    let r = rvsd(
-        &dir,
-        &format!("{mode}-{flows}"),
-        mode,
-        &trace,
-        Some(&warm),
-        packets,
-        1,
-        flows,
-    )?;
+    let r = rvsd(&dir, &format!("{mode}-{flows}"), mode, &replay, 1, flows)?;
     let w = measure(&r, Some(flows))?;
     eprintln!(
         "  rvs {mode} {flows} flows: {:.2} Mpps (forwarded {}%, dropped {}%)",

@@ -77,6 +77,21 @@ fn link() -> Link {
     }
 }
 
+/// The client's broadcast ARP request for `target`.
+fn who_has(target: Ipv4Addr) -> Vec<u8> {
+    build::arp_frame(
+        Link {
+            src: CMAC,
+            dst: MacAddr::BROADCAST,
+        },
+        arp::OP_REQUEST,
+        CMAC,
+        CIP,
+        MacAddr::ZERO,
+        target,
+    )
+}
+
 fn syn_to(dst: Ipv4Addr, port: u16) -> Vec<u8> {
     build::tcp(link(), (CIP, 40000), (dst, port), (1, 0), tf::SYN, &[], b"")
 }
@@ -116,17 +131,7 @@ fn what_the_kernel_wants_goes_up_unchanged() {
     let error = build::icmp_error(link(), CIP, &probe[14..], kind::DEST_UNREACHABLE, 3);
     let udp = build::udp(link(), (CIP, 53), (DIP, 40000), b"answer");
     let arp_reply = build::arp_frame(link(), arp::OP_REPLY, CMAC, CIP, DMAC, DIP);
-    let arp_other = build::arp_frame(
-        Link {
-            src: CMAC,
-            dst: MacAddr::BROADCAST,
-        },
-        arp::OP_REQUEST,
-        CMAC,
-        CIP,
-        MacAddr::ZERO,
-        Ipv4Addr::new(198, 18, 0, 77),
-    );
+    let arp_other = who_has(Ipv4Addr::new(198, 18, 0, 77));
     let mut frag = build::udp(link(), (CIP, 53), (DIP, 40000), &[7; 64]);
     frag[20] = 0x20; // more fragments
     frag[24..26].fill(0);
@@ -167,17 +172,7 @@ fn what_the_kernel_wants_goes_up_unchanged() {
 fn rvs_keeps_what_it_answers_and_what_is_not_the_kernels() {
     let mut r = Rig::new(Some(TWIN));
     // An ARP request for the DIP is answered by rvs itself, on the wire.
-    let who_has = build::arp_frame(
-        Link {
-            src: CMAC,
-            dst: MacAddr::BROADCAST,
-        },
-        arp::OP_REQUEST,
-        CMAC,
-        CIP,
-        MacAddr::ZERO,
-        DIP,
-    );
+    let who_has = who_has(DIP);
     let out = r.rx(&who_has);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, WIRE);
