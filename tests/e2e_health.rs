@@ -7,9 +7,10 @@ use std::time::Duration;
 use testkit::eventually;
 use testkit::health::{checks, forwarding, is};
 use testkit::lab::{lab_port, Lab, Mode, VIP};
-use testkit::net::{get_many, tally, v4, HttpServer};
+use testkit::net::{get_many, tally, v4, ClientLoop, HttpServer};
 
 const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
+const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 /// Longer than any detection below: delay_loop × (retry + 1) + connect_timeout, plus an
 /// interval, with room for a loaded machine.
 const DETECT: Duration = Duration::from_secs(20);
@@ -41,6 +42,39 @@ fn server_names(l: &Lab, n: usize) -> std::collections::BTreeMap<String, usize> 
     tally(&get_many(&l.client.ns, v4(VIP, 80), n))
 }
 
+/// `rvsadm ARGS` against the lab's rvsd: its standard output.
+fn rvsadm(l: &Lab, args: &[&str]) -> String {
+    let o = std::process::Command::new(RVSADM)
+        .arg("--socket")
+        .arg(&l.t.rvsd_ref(0).socket)
+        .args(args)
+        .output()
+        .expect("rvsadm");
+    assert!(o.status.success(), "rvsadm {args:?}: {o:?}");
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The weight `rvsadm -L -n` shows for a real server, None when it is not listed.
+fn listed_weight(l: &Lab, rs: &str) -> Option<u32> {
+    let out = rvsadm(l, &["-L", "-n"]);
+    out.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() >= 4 && f[0] == "->" && f[1] == rs).then(|| f[3].parse().unwrap())
+    })
+}
+
+/// The State column `rvsadm --health` shows for a real server's checker.
+fn health_state(l: &Lab, rs: &str) -> String {
+    let out = rvsadm(l, &["--health"]);
+    // Service ("TCP 198.18.1.100:80"), RealServer, Check, State, ...
+    out.lines()
+        .find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 4 && f[2] == rs).then(|| f[4].to_string())
+        })
+        .unwrap_or_else(|| panic!("{rs} not in --health:\n{out}"))
+}
+
 #[test]
 fn a_dead_server_leaves_and_comes_back() {
     let mut l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", HTTP_GET);
@@ -51,6 +85,11 @@ fn a_dead_server_leaves_and_comes_back() {
             .then_some(())
     });
     assert_eq!(forwarding(d), all3());
+    for x in 11..14 {
+        let rs = format!("198.18.0.{x}:80");
+        assert_eq!(listed_weight(&l, &rs), Some(1), "{rs}");
+        assert_eq!(health_state(&l, &rs), "UP", "{rs}");
+    }
     // The checks came from the DIP, through the kernel twin.
     let peers = l.servers[0].peers.lock().unwrap().clone();
     assert!(
@@ -58,13 +97,16 @@ fn a_dead_server_leaves_and_comes_back() {
         "{peers:?}"
     );
 
-    // rs2's server stops: connections to it are refused.
+    // A user keeps asking while rs2's server stops: its connections are refused.
+    let client = ClientLoop::start(&l.client.ns, v4(VIP, 80));
     drop(l.servers.remove(1));
-    let d = l.t.rvsd_ref(0);
     eventually("rs2 taken out", DETECT, || {
-        (forwarding(d).len() == 2).then_some(())
+        (listed_weight(&l, "198.18.0.12:80").is_none()).then_some(())
     });
-    assert!(is(d, "198.18.0.12:80", false));
+    let down_at = std::time::Instant::now();
+    assert_eq!(health_state(&l, "198.18.0.12:80"), "DOWN");
+    let d = l.t.rvsd_ref(0);
+    assert_eq!(forwarding(d).len(), 2);
     let c = checks(d);
     let rs2 = c
         .iter()
@@ -76,26 +118,34 @@ fn a_dead_server_leaves_and_comes_back() {
         "retry 1: two failures: {rs2:?}"
     );
     assert!(rs2.last_result.contains("198.18.0.12"), "{rs2:?}");
-    // Now no request fails, and none goes to rs2.
-    let m = server_names(&l, 40);
+    // From the moment it is out, the user sees no failed request and none from rs2.
+    let seen = client.after(down_at, 40, DETECT);
+    let m = tally(&seen);
     assert_eq!(m.get("rs2"), None, "{m:?}");
-    assert_eq!(m.values().sum::<usize>(), 40);
     // The configuration still lists rs2: health is an overlay.
     let saved = match ctrlplane::ctl::call(&d.socket, &ctrlplane::ctl::Request::ConfigYaml) {
         Ok(ctrlplane::ctl::Response::ConfigYaml { yaml }) => yaml,
         other => panic!("{other:?}"),
     };
     assert!(saved.contains("198.18.0.12:80"), "{saved}");
+    assert!(rvsadm(&l, &["-S", "-n"]).contains("-r 198.18.0.12:80"));
 
-    // Back: in rotation again.
+    // Back: in rotation again, and still no failed request.
     l.servers.insert(
         1,
         HttpServer::start(&l.rs[1].ns, v4("198.18.0.12", 80), "rs2"),
     );
-    let d = l.t.rvsd_ref(0);
     eventually("rs2 back", DETECT, || {
-        (forwarding(d) == all3()).then_some(())
+        (listed_weight(&l, "198.18.0.12:80") == Some(1)).then_some(())
     });
+    let up_at = std::time::Instant::now();
+    assert_eq!(health_state(&l, "198.18.0.12:80"), "UP");
+    let seen = client.after(up_at, 30, DETECT);
+    let m = tally(&seen);
+    assert!(m.get("rs2").is_some_and(|n| *n > 0), "{m:?}");
+    let all_after_down = client.after(down_at, 1, DETECT);
+    tally(&all_after_down);
+    drop(client);
     let m = server_names(&l, 30);
     assert_eq!(
         m.values().copied().collect::<Vec<_>>(),
@@ -117,13 +167,14 @@ fn inhibit_on_failure_keeps_a_dead_server_at_weight_zero() {
             .then_some(())
     });
     drop(l.servers.remove(2));
-    let d = l.t.rvsd_ref(0);
     eventually("rs3 at weight 0", DETECT, || {
-        forwarding(d)
-            .contains(&("198.18.0.13:80".to_string(), 0))
-            .then_some(())
+        (listed_weight(&l, "198.18.0.13:80") == Some(0)).then_some(())
     });
-    assert_eq!(forwarding(d).len(), 3);
+    assert_eq!(health_state(&l, "198.18.0.13:80"), "DOWN");
+    assert_eq!(forwarding(l.t.rvsd_ref(0)).len(), 3);
+    // -S writes the configured weight, not the inhibited one.
+    let saved = rvsadm(&l, &["-S", "-n"]);
+    assert!(saved.contains("-r 198.18.0.13:80 -m -w 1"), "{saved}");
     let m = server_names(&l, 20);
     assert_eq!(m.get("rs3"), None, "{m:?}");
 }
@@ -494,4 +545,74 @@ fn tcp_connect_port_udp_dns_ssl_and_ping_checks() {
     assert!(!p.up && p.target.starts_with("198.18.0.99"), "{p:?}");
     let m = server_names(&l, 6);
     assert_eq!(m.get("rs1"), Some(&6), "{m:?}");
+}
+
+/// SMTP_CHECK against Python's smtpd (a real SMTP server: greeting, HELO, QUIT) and
+/// FILE_CHECK with a weight: the file's value moves the real server's weight, as
+/// keepalived's track_file does.
+#[test]
+fn smtp_check_and_a_weighted_track_file() {
+    let file = std::env::temp_dir().join(format!("rvst-track-{}", std::process::id()));
+    std::fs::write(&file, "0\n").unwrap();
+    let rs_keys = format!(
+        "        checks:\n          - {{ type: smtp_check, connect_port: 25, helo_name: rvs.test }}\n          - {{ type: file_check, track_file: \"{}\", weight: 3 }}\n",
+        file.display()
+    );
+    let l = health_lab(
+        "    delay_loop: 0.3\n    warmup: 0\n    connect_timeout: 1\n    retry: 0\n",
+        &rs_keys,
+    );
+    let mut smtpd: Vec<Daemon> = (0..3)
+        .map(|i| {
+            Daemon(l.rs[i].spawn(&[
+                "/usr/bin/python3",
+                "-W",
+                "ignore",
+                "-m",
+                "smtpd",
+                "-n",
+                "-c",
+                "DebuggingServer",
+                &format!("198.18.0.{}:25", 11 + i),
+            ]))
+        })
+        .collect();
+    eventually("every server up at its weight", DETECT, || {
+        (forwarding(l.t.rvsd_ref(0)) == all3()).then_some(())
+    });
+    let smtp = checks(l.t.rvsd_ref(0));
+    assert!(
+        smtp.iter()
+            .filter(|c| c.check == "SMTP_CHECK")
+            .all(|c| c.up && c.last_result == "ok"),
+        "{smtp:?}"
+    );
+
+    // The prober writes 2: weight 1 + 2 × 3.
+    std::fs::write(&file, "2\n").unwrap();
+    eventually("weights moved by the file", DETECT, || {
+        (11..14)
+            .all(|x| listed_weight(&l, &format!("198.18.0.{x}:80")) == Some(7))
+            .then_some(())
+    });
+
+    // rs2's SMTP server stops: it leaves, whatever the file says.
+    drop(smtpd.remove(1));
+    eventually("rs2 out", DETECT, || {
+        listed_weight(&l, "198.18.0.12:80").is_none().then_some(())
+    });
+    let rs2 = checks(l.t.rvsd_ref(0))
+        .into_iter()
+        .find(|c| c.real_server == "198.18.0.12:80" && c.check == "SMTP_CHECK")
+        .unwrap();
+    assert!(!rs2.up && rs2.last_result != "ok", "{rs2:?}");
+
+    // A negative value takes the weight to 0 (quiescent), not below.
+    std::fs::write(&file, "-1\n").unwrap();
+    eventually("weights at 0", DETECT, || {
+        (listed_weight(&l, "198.18.0.11:80") == Some(0)
+            && listed_weight(&l, "198.18.0.13:80") == Some(0))
+        .then_some(())
+    });
+    let _ = std::fs::remove_file(&file);
 }

@@ -25,6 +25,8 @@ pub enum Request {
     List {
         service: Option<crate::ipvsadm::ServiceKey>,
     },
+    /// The configured services (what health overlays is left out), for -S.
+    Save,
     /// Every worker's connections, for -L -c.
     Connections,
     /// The running configuration as YAML.

@@ -357,6 +357,51 @@ impl Director {
         Ok(out)
     }
 
+    /// The configured services as `-S` writes them: health never edits the
+    /// configuration, so a server that is down (or a sorry server standing in) does not
+    /// change what is saved and restored.
+    pub fn configured_services(&self) -> Vec<ServiceView> {
+        self.cfg
+            .services
+            .iter()
+            .map(|c| ServiceView {
+                key: ServiceKey {
+                    proto: c.protocol,
+                    addr: c.vip.addr,
+                    port: c.vip.port,
+                },
+                scheduler: c.scheduler.name().to_string(),
+                flags: c.flags.clone(),
+                persistent: c.persistence.as_ref().map(|p| (p.timeout, p.netmask.0)),
+                laddrs: c.local_addresses.iter().map(|a| a.0).collect(),
+                toa: c.toa,
+                stats: Five::default(),
+                rates: Five::default(),
+                servers: c
+                    .real_servers
+                    .iter()
+                    .map(|r| ServerView {
+                        addr: r.address.addr,
+                        port: if r.address.port == 0 {
+                            c.vip.port
+                        } else {
+                            r.address.port
+                        },
+                        fwd: r.forward,
+                        weight: r.weight,
+                        u_threshold: r.upper_threshold,
+                        l_threshold: r.lower_threshold,
+                        active: 0,
+                        inactive: 0,
+                        persist: 0,
+                        stats: Five::default(),
+                        rates: Five::default(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// Every worker's connections (each worker answers between bursts).
     pub fn connections(&self) -> Vec<ConnView> {
         let Some(mail) = &self.mail else {

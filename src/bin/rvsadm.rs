@@ -180,8 +180,7 @@ fn run(o: &Opts) -> Result<(), String> {
             }
         }
         Command::Save(numeric) => {
-            let Response::Listing { services, .. } = call(o, Request::List { service: None })?
-            else {
+            let Response::Listing { services, .. } = call(o, Request::Save)? else {
                 return Err("unexpected answer".into());
             };
             print!("{}", format::save(&services, numeric));

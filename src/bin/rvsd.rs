@@ -297,6 +297,11 @@ impl Daemon {
                     },
                     Err(message) => Response::Error { message },
                 },
+                Request::Save => Response::Listing {
+                    services: d.configured_services(),
+                    timeouts: d.timeouts(),
+                    size: d.table_size(),
+                },
                 Request::Connections => Response::Connections {
                     conns: d.connections(),
                 },

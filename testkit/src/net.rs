@@ -208,6 +208,73 @@ pub fn get_many(ns: &str, to: SocketAddrV4, n: usize) -> Vec<Result<String, Stri
     })
 }
 
+/// A client that keeps asking, each request on a fresh connection, from inside a
+/// namespace until dropped: what a user sees across a failure. Every answer is kept
+/// with the time it came back.
+pub struct ClientLoop {
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<(Instant, Result<String, String>)>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ClientLoop {
+    pub fn start(ns: &str, to: SocketAddrV4) -> ClientLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ns, s, l) = (ns.to_string(), stop.clone(), log.clone());
+        let thread = std::thread::spawn(move || {
+            enter(&ns);
+            while !s.load(Ordering::Relaxed) {
+                let r = HttpConn::connect(to, Duration::from_secs(2))
+                    .and_then(|mut c| c.get())
+                    .map_err(|e| e.to_string());
+                l.lock().unwrap().push((Instant::now(), r));
+                // A steady trickle, not a flood: the lab shares two cores.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        ClientLoop {
+            stop,
+            log,
+            thread: Some(thread),
+        }
+    }
+
+    /// The answers that came back after `t`, once there are at least `n` of them
+    /// (panics after `within`).
+    pub fn after(&self, t: Instant, n: usize, within: Duration) -> Vec<Result<String, String>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got: Vec<_> = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(at, _)| *at > t)
+                .map(|(_, r)| r.clone())
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "client loop: {} of {n} answers after {within:?}",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ClientLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Counts answers per server name; panics (with the errors) if any request failed.
 pub fn tally(results: &[Result<String, String>]) -> std::collections::BTreeMap<String, usize> {
     let errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();

@@ -115,9 +115,15 @@ pub struct CheckConf {
     // SMTP_CHECK
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helo_name: Option<String>,
-    // FILE_CHECK
+    // FILE_CHECK: keepalived's `track_file` and `weight <n> [reverse]`. With weight 0
+    // the file's value decides up (0) or down; otherwise value × weight (negated with
+    // reverse) is added to the real server's weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reverse: bool,
 }
 }
 

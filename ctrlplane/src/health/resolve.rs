@@ -99,6 +99,12 @@ pub enum Spec {
     },
     File {
         path: String,
+        /// keepalived's track-file `weight` (0: the value only says up or down) and
+        /// `reverse`.
+        weight: i32,
+        reverse: bool,
+        /// The real server's configured weight, which a weighted value moves.
+        base: u32,
     },
 }
 
@@ -271,6 +277,9 @@ pub fn probe(s: &ServiceConf, r: &RealServerConf, c: &CheckConf) -> Result<Probe
         },
         CheckType::FileCheck => Spec::File {
             path: need(&c.track_file, "track_file")?,
+            weight: c.weight.unwrap_or(0),
+            reverse: c.reverse,
+            base: r.weight,
         },
     };
     Ok(Probe {

@@ -118,7 +118,12 @@ async fn attempt(p: &Probe) -> Attempt {
         Spec::Dns { qtype, name } => dns::check(p, qtype, name).await,
         Spec::Ping => ping::check(p).await,
         Spec::Smtp { helo } => smtp::check(p, helo).await,
-        Spec::File { path } => file::check(path).await,
+        Spec::File {
+            path,
+            weight,
+            reverse,
+            base,
+        } => file::check(path, *weight, *reverse, *base).await,
     };
     Attempt {
         result,
