@@ -208,12 +208,15 @@ pub fn get_many(ns: &str, to: SocketAddrV4, n: usize) -> Vec<Result<String, Stri
     })
 }
 
+/// One answer of a `ClientLoop`: when it came, and the server's name or the error.
+type Answer = (Instant, Result<String, String>);
+
 /// A client that keeps asking, each request on a fresh connection, from inside a
 /// namespace until dropped: what a user sees across a failure. Every answer is kept
 /// with the time it came back.
 pub struct ClientLoop {
     stop: Arc<AtomicBool>,
-    log: Arc<Mutex<Vec<(Instant, Result<String, String>)>>>,
+    log: Arc<Mutex<Vec<Answer>>>,
     thread: Option<JoinHandle<()>>,
 }
 
