@@ -106,6 +106,11 @@ pub struct CheckConf {
     pub payload: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_reply: Option<String>,
+    /// With require_reply, a reply shorter or longer fails (keepalived: 0 and 255).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_reply_length: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reply_length: Option<u16>,
     // DNS_CHECK: keepalived's `type` (A, NS, CNAME, SOA, MX, TXT, AAAA; default SOA) and
     // `name` (default ".").
     #[serde(default, skip_serializing_if = "Option::is_none")]

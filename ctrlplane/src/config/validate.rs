@@ -361,8 +361,8 @@ impl Config {
                             );
                         }
                     }
-                    if let Err(m) = crate::health::resolve::probe(s, r, c) {
-                        err(cat("type"), m);
+                    if let Err(e) = crate::health::resolve::probe(s, r, c) {
+                        err(cat(&e.key), e.message);
                     }
                 }
             }

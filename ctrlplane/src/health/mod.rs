@@ -423,7 +423,54 @@ async fn run_script(script: String) {
 
 #[cfg(test)]
 mod tests {
-    use super::quorum_step;
+    use super::*;
+
+    /// Polls `f` every 20 ms until it holds; panics after 20 s.
+    fn until(what: &str, f: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Two services list the same real server with the same check, a third server's
+    /// check hangs: the shared check runs once per interval for both, and keeps its
+    /// pace while the other hangs (one runtime, no check waits for another).
+    #[test]
+    fn shared_probes_and_a_hanging_check_delays_nothing() {
+        let rs = |addr: &str, script: &str| {
+            format!("      - address: \"{addr}\"\n        forward: nat\n        checks: [{{ type: misc_check, misc_path: \"{script}\", misc_timeout: 60 }}]\n")
+        };
+        let svc = |port: u16, servers: &str| {
+            format!("  - vip: \"198.18.0.100:{port}\"\n    delay_loop: 0.05\n    warmup: 0\n    real_servers:\n{servers}")
+        };
+        let yaml = format!(
+            "ports: [{{ name: lan0, device: net_null0, addresses: [\"198.18.0.2/24\"] }}]\nservices:\n{}{}",
+            svc(80, &(rs("198.18.0.11:8080", "true") + &rs("198.18.0.12:8080", "sleep 60"))),
+            svc(81, &rs("198.18.0.11:8080", "true")),
+        );
+        let cfg = Config::parse(&yaml, "t.yaml").unwrap();
+        let mut h = Health::start().unwrap();
+        h.apply(&cfg);
+        let of = |rs: &str| -> Vec<CheckStatus> {
+            h.status()
+                .into_iter()
+                .filter(|c| c.real_server.starts_with(rs))
+                .collect()
+        };
+        until("the shared check ran 20 times", || {
+            of("198.18.0.11").iter().all(|c| c.checks_ok >= 20)
+        });
+        let shared = of("198.18.0.11");
+        assert_eq!(shared.len(), 2, "listed under both services: {shared:?}");
+        assert!(shared.iter().all(|c| c.shared_by == 2), "{shared:?}");
+        // One probe: both rows count the very same checks.
+        assert_eq!(shared[0].checks_ok, shared[1].checks_ok);
+        let hung = of("198.18.0.12");
+        assert_eq!(hung[0].checks_ok + hung[0].checks_failed, 0, "{hung:?}");
+        h.stop();
+    }
 
     #[test]
     fn quorum_moves_with_hysteresis() {

@@ -88,6 +88,8 @@ pub enum Spec {
         payload: Vec<u8>,
         /// (value, mask) per byte: X nibbles are wildcards.
         reply: Option<Vec<(u8, u8)>>,
+        /// The reply's accepted length, bounds included.
+        lengths: (u16, u16),
     },
     Dns {
         qtype: String,
@@ -164,8 +166,21 @@ pub fn hex(s: &str, wild: bool) -> Result<Vec<(u8, u8)>, String> {
         .collect()
 }
 
+/// A check that cannot be probed: the key of the check at fault (relative to the check,
+/// as `url[0].digest`) and why, so that the error points at the offending key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeError {
+    pub key: String,
+    pub message: String,
+}
+
+fn at(key: impl Into<String>) -> impl FnOnce(String) -> ProbeError {
+    let key = key.into();
+    move |message| ProbeError { key, message }
+}
+
 /// The probe of check `c` of real server `r` in service `s`.
-pub fn probe(s: &ServiceConf, r: &RealServerConf, c: &CheckConf) -> Result<Probe, String> {
+pub fn probe(s: &ServiceConf, r: &RealServerConf, c: &CheckConf) -> Result<Probe, ProbeError> {
     // checker, then real server, then service, then the type's default.
     macro_rules! pick {
         ($k:ident) => {
@@ -202,27 +217,35 @@ pub fn probe(s: &ServiceConf, r: &RealServerConf, c: &CheckConf) -> Result<Probe
             p.unwrap_or(0),
         )),
     };
+    // A missing key is reported at the check's `type`, which asked for it.
     let need = |v: &Option<String>, what: &str| {
         v.clone()
-            .ok_or_else(|| format!("{} needs {what}", c.kind.keyword()))
+            .ok_or_else(|| at("type")(format!("{} needs {what}", c.kind.keyword())))
     };
     let spec = match c.kind {
         CheckType::TcpCheck => Spec::Tcp,
         CheckType::HttpGet | CheckType::SslGet => {
             if c.url.is_empty() {
-                return Err(format!("{} needs at least one url", c.kind.keyword()));
+                return Err(at("type")(format!(
+                    "{} needs at least one url",
+                    c.kind.keyword()
+                )));
             }
             let urls = c
                 .url
                 .iter()
-                .map(|u| {
+                .enumerate()
+                .map(|(k, u)| {
                     if let Some(d) = &u.digest {
                         if d.len() != 32 || !d.chars().all(|x| x.is_ascii_hexdigit()) {
-                            return Err(format!("digest {d:?}: 32 hex digits (an MD5)"));
+                            return Err(at(format!("url[{k}].digest"))(format!(
+                                "{d:?}: 32 hex digits (an MD5)"
+                            )));
                         }
                     }
                     if let Some(re) = &u.regex {
-                        regex::bytes::Regex::new(re).map_err(|e| format!("regex: {e}"))?;
+                        regex::bytes::Regex::new(re)
+                            .map_err(|e| at(format!("url[{k}].regex"))(e.to_string()))?;
                     }
                     Ok(Url {
                         path: u.path.clone(),
@@ -233,7 +256,7 @@ pub fn probe(s: &ServiceConf, r: &RealServerConf, c: &CheckConf) -> Result<Probe
                         regex_no_match: u.regex_no_match,
                     })
                 })
-                .collect::<Result<Vec<_>, String>>()?;
+                .collect::<Result<Vec<_>, ProbeError>>()?;
             Spec::Http {
                 tls: c.kind == CheckType::SslGet,
                 urls,
@@ -251,7 +274,8 @@ pub fn probe(s: &ServiceConf, r: &RealServerConf, c: &CheckConf) -> Result<Probe
             dynamic: c.misc_dynamic,
         },
         CheckType::UdpCheck => Spec::Udp {
-            payload: hex(c.payload.as_deref().unwrap_or(""), false)?
+            payload: hex(c.payload.as_deref().unwrap_or(""), false)
+                .map_err(at("payload"))?
                 .into_iter()
                 .map(|(v, _)| v)
                 .collect(),
@@ -259,13 +283,25 @@ pub fn probe(s: &ServiceConf, r: &RealServerConf, c: &CheckConf) -> Result<Probe
                 .require_reply
                 .as_deref()
                 .map(|r| hex(r, true))
-                .transpose()?,
+                .transpose()
+                .map_err(at("require_reply"))?,
+            lengths: (
+                c.min_reply_length.unwrap_or(0),
+                c.max_reply_length.unwrap_or(255),
+            ),
         },
         CheckType::DnsCheck => {
             let qtype = c.dns_type.clone().unwrap_or_else(|| "SOA".into());
             let name = c.name.clone().unwrap_or_else(|| ".".into());
             // A type or name the query cannot carry is refused at load, not failed forever.
-            super::dns::query(0, &name, &qtype)?;
+            super::dns::query(0, &name, &qtype).map_err(|m| {
+                let key = if m.starts_with("DNS type") {
+                    "dns_type"
+                } else {
+                    "name"
+                };
+                at(key)(m)
+            })?;
             Spec::Dns { qtype, name }
         }
         CheckType::PingCheck => Spec::Ping,
@@ -392,11 +428,26 @@ mod tests {
     fn a_bad_check_is_refused_with_its_position() {
         let yaml = format!("{PORTS}services:\n  - vip: \"198.18.0.100:80\"\n    real_servers:\n      - address: \"198.18.0.11:80\"\n        forward: nat\n        checks:\n          - {{ type: http_get, url: [{{ path: /, digest: nothex }}] }}\n");
         let e = Config::parse(&yaml, "t.yaml").unwrap_err().to_string();
+        // At the offending key itself: line 8, where `digest:` starts.
+        let col = yaml.lines().nth(7).unwrap().find("digest:").unwrap() + 1;
         assert!(
-            e.contains("services[0].real_servers[0].checks[0].type: digest"),
+            e.starts_with(&format!(
+                "t.yaml:8:{col}: services[0].real_servers[0].checks[0].url[0].digest: "
+            )),
             "{e}"
         );
-        assert!(e.starts_with("t.yaml:8:"), "{e}");
+        let bad_hex = yaml.replace(
+            "http_get, url: [{ path: /, digest: nothex }]",
+            "udp_check, payload: \"0g\"",
+        );
+        let e = Config::parse(&bad_hex, "t.yaml").unwrap_err().to_string();
+        let col = bad_hex.lines().nth(7).unwrap().find("payload:").unwrap() + 1;
+        assert!(
+            e.starts_with(&format!(
+                "t.yaml:8:{col}: services[0].real_servers[0].checks[0].payload: "
+            )),
+            "{e}"
+        );
         let bad_secs = yaml
             .replace("digest: nothex", "status_code: 200")
             .replace("checks:", "delay_loop: -1\n        checks:");

@@ -114,7 +114,11 @@ async fn attempt(p: &Probe) -> Attempt {
             timeout,
             dynamic,
         } => misc::check(path, *timeout, *dynamic).await,
-        Spec::Udp { payload, reply } => udp::check(p, payload, reply.as_deref()).await,
+        Spec::Udp {
+            payload,
+            reply,
+            lengths,
+        } => udp::check(p, payload, reply.as_deref(), *lengths).await,
         Spec::Dns { qtype, name } => dns::check(p, qtype, name).await,
         Spec::Ping => ping::check(p).await,
         Spec::Smtp { helo } => smtp::check(p, helo).await,
