@@ -94,6 +94,10 @@ pub struct CheckConf {
     /// SSL_GET: the name sent as SNI (and verified when asked); default the virtualhost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni_name: Option<String>,
+    /// keepalived's `http_protocol`: "1.0" (default), "1.0C" (adds `Connection:
+    /// close`) or "1.1" (HTTP/1.1 with `Connection: close`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_protocol: Option<String>,
     // MISC_CHECK
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misc_path: Option<String>,

@@ -4,6 +4,10 @@
 //! status code must be in the set (200-299 by default), then the body's MD5 must equal
 //! `digest`, then `regex` must (or must not) match. Every url must pass. SSL_GET speaks
 //! TLS (rustls) and, like keepalived, does not verify the certificate unless asked.
+//!
+//! `connect_timeout` bounds each step, as keepalived re-arms its timer for every read
+//! and write: the connect, the TLS handshake, the request, and each read of the answer;
+//! a large page that keeps arriving is not cut off by a total.
 
 use super::resolve::{Probe, Url};
 use super::tcp;
@@ -14,47 +18,61 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The most of an answer read (a health page, not a download).
 const MAX_ANSWER: usize = 4 << 20;
 
-pub async fn check(
-    p: &Probe,
-    tls: bool,
-    urls: &[Url],
-    verify: bool,
-    sni: Option<&str>,
-) -> Result<Option<u32>, String> {
+/// How a check speaks: TLS or not (and whether it verifies, with which SNI name), and
+/// keepalived's `http_protocol`.
+pub struct How<'a> {
+    pub tls: bool,
+    pub verify: bool,
+    pub sni: Option<&'a str>,
+    pub http11: bool,
+    pub close: bool,
+}
+
+pub async fn check(p: &Probe, urls: &[Url], how: &How<'_>) -> Result<Option<u32>, String> {
     for u in urls {
-        let go = one(p, u, tls, verify, sni);
-        // The whole exchange within connect_timeout, as keepalived's connection timer.
-        match tokio::time::timeout(p.connect_timeout, go).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(format!(
-                    "Timeout connecting server {} url({})",
-                    p.target_words(),
-                    u.path
-                ))
-            }
-        }
+        one(p, u, how).await?;
     }
     Ok(None)
 }
 
-fn host(p: &Probe, u: &Url) -> String {
-    match &u.virtualhost {
+/// keepalived's request (check_http.c's request_template): the Host is the
+/// virtualhost, else the target's address and port.
+fn request(p: &Probe, u: &Url, how: &How<'_>) -> String {
+    let host = match &u.virtualhost {
         Some(v) => v.clone(),
-        None if p.target.port() == 80 || p.target.port() == 443 => p.target.ip().to_string(),
         None => p.target.to_string(),
-    }
+    };
+    format!(
+        "GET {} HTTP/1.{}\r\nUser-Agent: KeepAliveClient\r\n{}Host: {host}\r\n\r\n",
+        u.path,
+        u8::from(how.http11),
+        if how.close {
+            "Connection: close\r\n"
+        } else {
+            ""
+        }
+    )
 }
 
+/// Sends the request and reads the answer until the server closes, each step within
+/// `step`.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     req: &[u8],
+    step: std::time::Duration,
 ) -> Result<Vec<u8>, String> {
-    s.write_all(req).await.map_err(|e| e.to_string())?;
+    let timed_out = || format!("timeout after {step:?}");
+    tokio::time::timeout(step, s.write_all(req))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let mut chunk = [0u8; 16384];
     loop {
-        match s.read(&mut chunk).await {
+        let Ok(read) = tokio::time::timeout(step, s.read(&mut chunk)).await else {
+            return Err(timed_out());
+        };
+        match read {
             Ok(0) => break,
             Ok(n) => {
                 out.extend_from_slice(&chunk[..n]);
@@ -70,31 +88,27 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(out)
 }
 
-async fn one(p: &Probe, u: &Url, tls: bool, verify: bool, sni: Option<&str>) -> Result<(), String> {
+async fn one(p: &Probe, u: &Url, how: &How<'_>) -> Result<(), String> {
     let stream = tcp::connect(p).await?;
-    let h = host(p, u);
-    let req = format!(
-        "GET {} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {h}\r\n\r\n",
-        u.path
-    );
+    let req = request(p, u, how);
     let words = p.target_words();
-    let answer = if tls {
-        let name = sni.map(str::to_string).unwrap_or_else(|| {
+    let answer = if how.tls {
+        let name = how.sni.map(str::to_string).unwrap_or_else(|| {
             u.virtualhost
                 .clone()
                 .unwrap_or_else(|| p.target.ip().to_string())
         });
         let server = rustls::pki_types::ServerName::try_from(name.clone())
             .map_err(|e| format!("SNI name {name:?}: {e}"))?;
-        let connector = tokio_rustls::TlsConnector::from(client_config(verify));
-        let mut s = connector
-            .connect(server, stream)
+        let connector = tokio_rustls::TlsConnector::from(client_config(how.verify));
+        let mut s = tokio::time::timeout(p.connect_timeout, connector.connect(server, stream))
             .await
+            .map_err(|_| format!("SSL handshake with {words} timed out"))?
             .map_err(|e| format!("SSL handshake with {words} failed: {e}"))?;
-        exchange(&mut s, req.as_bytes()).await
+        exchange(&mut s, req.as_bytes(), p.connect_timeout).await
     } else {
         let mut s = stream;
-        exchange(&mut s, req.as_bytes()).await
+        exchange(&mut s, req.as_bytes(), p.connect_timeout).await
     }
     .map_err(|e| format!("Read error with server {words} url({}): {e}", u.path))?;
     judge(&answer, u).map_err(|why| format!("{why} to {words} url({})", u.path))
@@ -262,5 +276,85 @@ mod tests {
         let mut nm = url(vec![(200, 200)], None, Some("bye"));
         nm.regex_no_match = true;
         assert_eq!(judge(ok, &nm), Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod step_tests {
+    use super::*;
+
+    #[test]
+    fn requests_as_keepalived_writes_them() {
+        let p = Probe {
+            kind: crate::config::CheckType::HttpGet,
+            target: "198.18.0.11:80".parse().unwrap(),
+            bind: None,
+            delay_loop: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            retry: 1,
+            delay_before_retry: Duration::from_secs(1),
+            warmup: None,
+            alpha: false,
+            spec: crate::health::resolve::Spec::Tcp,
+        };
+        let mut u = Url {
+            path: "/health".into(),
+            status: vec![(200, 299)],
+            digest: None,
+            virtualhost: None,
+            regex: None,
+            regex_no_match: false,
+        };
+        let how = |http11, close| How {
+            tls: false,
+            verify: false,
+            sni: None,
+            http11,
+            close,
+        };
+        assert_eq!(
+            request(&p, &u, &how(false, false)),
+            "GET /health HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 198.18.0.11:80\r\n\r\n"
+        );
+        u.virtualhost = Some("www.test".into());
+        assert_eq!(
+            request(&p, &u, &how(true, true)),
+            "GET /health HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: www.test\r\n\r\n"
+        );
+        assert!(request(&p, &u, &how(false, true)).starts_with("GET /health HTTP/1.0\r\n"));
+    }
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+
+    /// An answer that keeps arriving, each piece within the step, takes longer than the
+    /// step in total and still counts; a server that goes quiet times out.
+    #[tokio::test]
+    async fn each_read_has_the_timeout_not_the_whole_answer() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let feed = tokio::spawn(async move {
+            let mut req = [0u8; 64];
+            let _ = server.read(&mut req).await;
+            server.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                server.write_all(b"ok ").await.unwrap();
+            }
+        });
+        let step = Duration::from_millis(200);
+        let got = exchange(&mut client, b"GET / HTTP/1.0\r\n\r\n", step)
+            .await
+            .unwrap();
+        assert!(got.ends_with(b"ok ok ok ok ok "), "{got:?}");
+        feed.await.unwrap();
+
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let _quiet = tokio::spawn(async move {
+            server.write_all(b"HTTP/1.0 200 OK\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let e = exchange(&mut client, b"GET / HTTP/1.0\r\n\r\n", step)
+            .await
+            .unwrap_err();
+        assert!(e.contains("timeout"), "{e}");
     }
 }

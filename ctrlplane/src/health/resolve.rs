@@ -78,6 +78,9 @@ pub enum Spec {
         urls: Vec<Url>,
         verify: bool,
         sni: Option<String>,
+        /// http_protocol 1.1 (else 1.0), and whether `Connection: close` is sent.
+        http11: bool,
+        close: bool,
     },
     Misc {
         path: String,
@@ -257,7 +260,19 @@ pub fn probe(s: &ServiceConf, r: &RealServerConf, c: &CheckConf) -> Result<Probe
                     })
                 })
                 .collect::<Result<Vec<_>, ProbeError>>()?;
+            let (http11, close) = match c.http_protocol.as_deref() {
+                None | Some("1.0") => (false, false),
+                Some("1.0C") | Some("1.0c") => (false, true),
+                Some("1.1") => (true, true),
+                Some(other) => {
+                    return Err(at("http_protocol")(format!(
+                        "{other:?}: keepalived's http_protocol is 1.0, 1.0C or 1.1"
+                    )))
+                }
+            };
             Spec::Http {
+                http11,
+                close,
                 tls: c.kind == CheckType::SslGet,
                 urls,
                 verify: c.verify_certificate,

@@ -108,7 +108,18 @@ async fn attempt(p: &Probe) -> Attempt {
             urls,
             verify,
             sni,
-        } => http::check(p, *tls, urls, *verify, sni.as_deref()).await,
+            http11,
+            close,
+        } => {
+            let how = http::How {
+                tls: *tls,
+                verify: *verify,
+                sni: sni.as_deref(),
+                http11: *http11,
+                close: *close,
+            };
+            http::check(p, urls, &how).await
+        }
         Spec::Misc {
             path,
             timeout,
