@@ -18,8 +18,19 @@ const DETECT: Duration = Duration::from_secs(20);
 /// A NAT lab whose service carries `service_keys` (YAML lines at 4 spaces) and whose
 /// real servers each carry `rs_keys` (at 8 spaces).
 fn health_lab(service_keys: &str, rs_keys: &str) -> Lab {
-    let rs: String = (11..14)
-        .map(|d| format!("      - address: \"198.18.0.{d}:80\"\n        forward: nat\n{rs_keys}"))
+    health_lab_with(service_keys, |_| rs_keys.to_string())
+}
+
+/// `health_lab` where each real server carries keys of its own: `rs_keys(d)` for
+/// 198.18.0.d (d in 11..14).
+fn health_lab_with(service_keys: &str, rs_keys: impl Fn(u8) -> String) -> Lab {
+    let rs: String = (11u8..14)
+        .map(|d| {
+            format!(
+                "      - address: \"198.18.0.{d}:80\"\n        forward: nat\n{}",
+                rs_keys(d)
+            )
+        })
         .collect();
     let svc =
         format!("  - vip: \"{VIP}:80\"\n    scheduler: rr\n{service_keys}    real_servers:\n{rs}");
@@ -32,7 +43,11 @@ fn health_lab(service_keys: &str, rs_keys: &str) -> Lab {
     )
 }
 
-const HTTP_GET: &str = "        checks:\n          - { type: http_get, url: [{ path: /, status_code: 200 }], connect_timeout: 0.5, retry: 1, delay_before_retry: 0.2 }\n";
+/// An HTTP_GET check of `/` with `retry` (keepalived's: retry + 1 failures in a row
+/// take a server out).
+fn http_get(retry: u32) -> String {
+    format!("        checks:\n          - {{ type: http_get, url: [{{ path: /, status_code: 200 }}], connect_timeout: 0.5, retry: {retry}, delay_before_retry: 0.2 }}\n")
+}
 
 fn all3() -> Vec<(String, u32)> {
     (11..14).map(|d| (format!("198.18.0.{d}:80"), 1)).collect()
@@ -63,6 +78,52 @@ fn listed_weight(l: &Lab, rs: &str) -> Option<u32> {
     })
 }
 
+/// The checker of a real server that has one check.
+fn check_of(d: &testkit::Rvsd, rs: &str) -> ctrlplane::health::CheckStatus {
+    let all = checks(d);
+    let mut mine = all.iter().filter(|c| c.real_server == rs);
+    match (mine.next(), mine.next()) {
+        (Some(c), None) => c.clone(),
+        _ => panic!("not one checker for {rs}: {all:?}"),
+    }
+}
+
+/// GET /metrics from rvsd's Prometheus endpoint (the default listen, 127.0.0.1:9469,
+/// inside the director's namespace, as e2e_control scrapes it): the whole answer.
+fn scrape(l: &Lab) -> String {
+    let text = testkit::net::in_ns(&l.dir.ns, || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9469").expect("metrics endpoint");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    });
+    assert!(
+        text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"),
+        "{text}"
+    );
+    text
+}
+
+/// The value of the sample of `name` whose labels include every one of `labels`
+/// (each written as exposed: `rs="198.18.0.12:80"`); None when no sample has them.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        // The exact name: `rvs_real_server_up{`, not a longer name sharing its start.
+        let set = series.strip_prefix(name)?.strip_prefix('{')?;
+        let set = set.strip_suffix('}')?;
+        let have: Vec<&str> = set.split(',').collect();
+        if labels.iter().all(|l| have.contains(l)) {
+            value.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
 /// The State column `rvsadm --health` shows for a real server's checker.
 fn health_state(l: &Lab, rs: &str) -> String {
     let out = rvsadm(l, &["--health"]);
@@ -77,7 +138,18 @@ fn health_state(l: &Lab, rs: &str) -> String {
 
 #[test]
 fn a_dead_server_leaves_and_comes_back() {
-    let mut l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", HTTP_GET);
+    const RS2: &str = "198.18.0.12:80";
+    // rs2's label as exposed; its gauge and its checker's failure counter.
+    const RS2_LABEL: &str = "rs=\"198.18.0.12:80\"";
+    let rs2_up = |text: &str| sample(text, "rvs_real_server_up", &[RS2_LABEL]);
+    let rs2_failed = |text: &str| {
+        sample(
+            text,
+            "rvs_health_checks_total",
+            &[RS2_LABEL, "result=\"failed\""],
+        )
+    };
+    let mut l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", &http_get(2));
     let d = l.t.rvsd_ref(0);
     eventually("every server checked and up", DETECT, || {
         (11..14)
@@ -90,6 +162,9 @@ fn a_dead_server_leaves_and_comes_back() {
         assert_eq!(listed_weight(&l, &rs), Some(1), "{rs}");
         assert_eq!(health_state(&l, &rs), "UP", "{rs}");
     }
+    let m = scrape(&l);
+    assert_eq!(rs2_up(&m), Some(1), "{m}");
+    let failed_before = rs2_failed(&m).expect("rs2's failure counter");
     // The checks came from the DIP, through the kernel twin.
     let peers = l.servers[0].peers.lock().unwrap().clone();
     assert!(
@@ -100,24 +175,54 @@ fn a_dead_server_leaves_and_comes_back() {
     // A user keeps asking while rs2's server stops: its connections are refused.
     let client = ClientLoop::start(&l.client.ns, v4(VIP, 80));
     drop(l.servers.remove(1));
+    // retry 2: up through two failures in a row, down at the third, never sooner.
+    let rs2 = eventually("rs2 seen down", DETECT, || {
+        let c = check_of(d, RS2);
+        if c.up {
+            assert!(
+                c.consecutive_failures <= 2,
+                "up after three failures: {c:?}"
+            );
+            None
+        } else {
+            Some(c)
+        }
+    });
+    assert!(
+        rs2.consecutive_failures >= 3,
+        "retry 2: three failures: {rs2:?}"
+    );
+    assert_eq!(rs2.check, "HTTP_GET");
+    assert!(rs2.last_result.contains("198.18.0.12"), "{rs2:?}");
     eventually("rs2 taken out", DETECT, || {
-        (listed_weight(&l, "198.18.0.12:80").is_none()).then_some(())
+        (listed_weight(&l, RS2).is_none()).then_some(())
     });
     let down_at = std::time::Instant::now();
-    assert_eq!(health_state(&l, "198.18.0.12:80"), "DOWN");
+    assert_eq!(health_state(&l, RS2), "DOWN");
     let d = l.t.rvsd_ref(0);
     assert_eq!(forwarding(d).len(), 2);
-    let c = checks(d);
-    let rs2 = c
-        .iter()
-        .find(|c| c.real_server == "198.18.0.12:80")
-        .unwrap();
-    assert_eq!(rs2.check, "HTTP_GET");
+    // The same, as a program reads it: `rvsadm --health --json`.
+    let out = rvsadm(&l, &["--health", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("--health --json");
+    let rows = json["checks"].as_array().expect("checks");
+    for row in rows {
+        let down = row["real_server"] == RS2;
+        assert_eq!(row["up"], !down, "{row}");
+    }
+    assert!(rows.iter().any(|r| r["real_server"] == RS2), "{json}");
+    // Prometheus: rs2 down, its failures counted.
+    let m = scrape(&l);
+    assert_eq!(rs2_up(&m), Some(0), "{m}");
+    let failed_down = rs2_failed(&m).expect("rs2's failure counter");
     assert!(
-        rs2.consecutive_failures >= 2,
-        "retry 1: two failures: {rs2:?}"
+        failed_down >= failed_before + 3,
+        "{failed_before} -> {failed_down}"
     );
-    assert!(rs2.last_result.contains("198.18.0.12"), "{rs2:?}");
+    // keepalived's words for it (ipwrapper.c), in rvsd's log.
+    let removed = "Removing service [198.18.0.12]:tcp:80 from VS [198.18.1.100]:tcp:80";
+    eventually("the removal logged", DETECT, || {
+        d.log_text().contains(removed).then_some(())
+    });
     // From the moment it is out, the user sees no failed request and none from rs2.
     let seen = client.after(down_at, 40, DETECT);
     let m = tally(&seen);
@@ -127,7 +232,7 @@ fn a_dead_server_leaves_and_comes_back() {
         Ok(ctrlplane::ctl::Response::ConfigYaml { yaml }) => yaml,
         other => panic!("{other:?}"),
     };
-    assert!(saved.contains("198.18.0.12:80"), "{saved}");
+    assert!(saved.contains(RS2), "{saved}");
     assert!(rvsadm(&l, &["-S", "-n"]).contains("-r 198.18.0.12:80"));
 
     // Back: in rotation again, and still no failed request.
@@ -136,10 +241,17 @@ fn a_dead_server_leaves_and_comes_back() {
         HttpServer::start(&l.rs[1].ns, v4("198.18.0.12", 80), "rs2"),
     );
     eventually("rs2 back", DETECT, || {
-        (listed_weight(&l, "198.18.0.12:80") == Some(1)).then_some(())
+        (listed_weight(&l, RS2) == Some(1)).then_some(())
     });
     let up_at = std::time::Instant::now();
-    assert_eq!(health_state(&l, "198.18.0.12:80"), "UP");
+    assert_eq!(health_state(&l, RS2), "UP");
+    let m = scrape(&l);
+    assert_eq!(rs2_up(&m), Some(1), "{m}");
+    let added = "Adding service [198.18.0.12]:tcp:80 to VS [198.18.1.100]:tcp:80";
+    let d = l.t.rvsd_ref(0);
+    eventually("the return logged", DETECT, || {
+        d.log_text().contains(added).then_some(())
+    });
     let seen = client.after(up_at, 30, DETECT);
     let m = tally(&seen);
     assert!(m.get("rs2").is_some_and(|n| *n > 0), "{m:?}");
@@ -378,20 +490,25 @@ fn the_sorry_server_quorum_scripts_notify_and_alpha() {
 }
 
 /// A held connection to a server whose check fails keeps going with expire_nodest_conn
-/// off, and ends with it on. The check is a MISC_CHECK the test controls, so the server
-/// itself stays up.
+/// off, and ends with it on. The check is a MISC_CHECK the test controls, one flag file
+/// per server, so the server itself stays up and only the one holding the connection
+/// fails: the other two must stay in the service throughout.
 #[test]
 fn a_held_connection_follows_expire_nodest_conn() {
     let dir = std::env::temp_dir().join(format!("rvst-nodest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let flag = dir.join("fail");
-    let rs = format!(
-        "        checks: [{{ type: misc_check, misc_path: \"test ! -e {}\" }}]\n",
-        flag.display()
-    );
+    let flag = |x: u8| dir.join(format!("fail-198.18.0.{x}"));
+    let rs_keys = |x: u8| {
+        format!(
+            "        checks: [{{ type: misc_check, misc_path: \"test ! -e {}\" }}]\n",
+            flag(x).display()
+        )
+    };
     for expire in [false, true] {
-        let _ = std::fs::remove_file(&flag);
-        let l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", &rs);
+        for x in 11..14 {
+            let _ = std::fs::remove_file(flag(x));
+        }
+        let l = health_lab_with("    delay_loop: 0.3\n    warmup: 0\n", rs_keys);
         let d = l.t.rvsd_ref(0);
         if expire {
             let text = std::fs::read_to_string(&d.config).unwrap().replace(
@@ -414,9 +531,27 @@ fn a_held_connection_follows_expire_nodest_conn() {
             back.send(c.get().map_err(|e| e.to_string())).unwrap();
         });
         let first = answers.recv().unwrap().unwrap();
-        // Every server's check fails: all leave the service.
-        std::fs::write(&flag, "").unwrap();
-        eventually("all out", DETECT, || forwarding(d).is_empty().then_some(()));
+        // rsN answers from 198.18.0.(10 + N): fail that server's check only.
+        let held = first
+            .strip_prefix("rs")
+            .and_then(|n| n.parse::<u8>().ok())
+            .map(|n| 10 + n)
+            .unwrap_or_else(|| panic!("not a server's name: {first:?}"));
+        let held_rs = format!("198.18.0.{held}:80");
+        let others: Vec<(String, u32)> = all3().into_iter().filter(|r| r.0 != held_rs).collect();
+        assert_eq!(others.len(), 2, "{held_rs} is not one of the three");
+        std::fs::write(flag(held), "").unwrap();
+        eventually("the held connection's server out", DETECT, || {
+            let now = forwarding(d);
+            assert!(
+                others.iter().all(|o| now.contains(o)),
+                "a server whose check passes left: {now:?}"
+            );
+            (now == others).then_some(())
+        });
+        for (rs, _) in &others {
+            assert!(is(d, rs, true), "{rs}: {:?}", checks(d));
+        }
         tx.send(()).unwrap();
         let second = answers.recv_timeout(Duration::from_secs(10)).unwrap();
         client.join().unwrap();
@@ -425,6 +560,8 @@ fn a_held_connection_follows_expire_nodest_conn() {
         } else {
             assert_eq!(second, Ok(first), "the held connection keeps its server");
         }
+        // Whatever became of the held connection, the other two still forward.
+        assert_eq!(forwarding(d), others);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

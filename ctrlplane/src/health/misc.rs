@@ -42,16 +42,43 @@ pub async fn check(path: &str, timeout: Duration, dynamic: bool) -> Result<Optio
 mod tests {
     use super::*;
 
-    /// A script whose child outlives it: the timeout kills the child too.
+    /// Whether process `pid` has ended. A zombie counts: once the killed shell is gone
+    /// the child is reaped by init, which may take a while (or, in a container whose
+    /// init does not reap, never), so kill(pid, 0) alone could keep saying "alive".
+    fn ended(pid: i32) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return true;
+        };
+        // "pid (comm) S ...": the state follows the last ')' (comm may hold one too).
+        let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        matches!(after_comm.trim_start().chars().next(), Some('Z' | 'X'))
+    }
+
+    /// A script whose child outlives it: the timeout kills the child too. The child
+    /// reports its pid, and the test waits for that very process to end, so a kill that
+    /// misses it fails the test rather than passing on timing.
     #[tokio::test]
     async fn a_timeout_kills_the_whole_script() {
-        let mark = std::env::temp_dir().join(format!("rvs-misc-{}", std::process::id()));
-        let _ = std::fs::remove_file(&mark);
-        let script = format!("(sleep 0.5; touch {}) & sleep 5", mark.display());
-        let r = check(&script, Duration::from_millis(100), false).await;
+        let pidfile = std::env::temp_dir().join(format!("rvs-misc-{}.pid", std::process::id()));
+        let _ = std::fs::remove_file(&pidfile);
+        let script = format!("sleep 30 & echo $! > {}; sleep 5", pidfile.display());
+        // Long enough for the shell to write the pid even on a loaded machine.
+        let r = check(&script, Duration::from_millis(500), false).await;
         assert!(r.unwrap_err().contains("timed out"));
-        tokio::time::sleep(Duration::from_millis(900)).await;
-        assert!(!mark.exists(), "the script's child survived its timeout");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .expect("the script wrote its child's pid before the timeout");
+        let _ = std::fs::remove_file(&pidfile);
+        // The child would sleep 30 s: well past this deadline unless it was killed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !ended(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the script's child {pid} survived its timeout"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
