@@ -13,7 +13,8 @@ packages=(
   dpdk dpdk-dev libdpdk-dev                       # DPDK 22.11 and its PMD plugins
   iproute2 iputils-ping ethtool curl              # namespace topologies, tests and demo
   tshark                                          # decodes what rvs sends, in packet tests
-  dnsmasq-base openssl                            # real DNS and TLS servers for health checks
+  dnsmasq-base openssl python3                    # real DNS, TLS and SMTP (smtpd) servers for health checks
+  keepalived                                      # the real VRRP peer of the HA tests
 )
 missing=()
 for p in "${packages[@]}"; do

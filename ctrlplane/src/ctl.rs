@@ -35,6 +35,8 @@ pub enum Request {
     Reload,
     /// Every health checker's state.
     Health,
+    /// Every VRRP instance's state.
+    Vrrp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +63,9 @@ pub enum Response {
     },
     Health {
         checks: Vec<crate::health::CheckStatus>,
+    },
+    Vrrp {
+        instances: Vec<crate::vrrp::InstanceStatus>,
     },
     Error {
         message: String,

@@ -96,6 +96,9 @@ pub struct Director {
     /// when a snapshot is built, never written into `cfg`.
     health: Option<Health>,
     overlay: Overlay,
+    /// VRRP, and what it makes of the addresses (owned while MASTER, else standing by).
+    vrrp: Option<crate::vrrp::Vrrp>,
+    ha: crate::snapshot::Ha,
 }
 
 impl Director {
@@ -123,7 +126,47 @@ impl Director {
             dest_base: vec![[0; 5]; DEST_SLOTS],
             health: None,
             overlay: Overlay::default(),
+            vrrp: None,
+            ha: crate::snapshot::Ha::default(),
         }
+    }
+
+    /// Starts the configuration's VRRP instances on the health checker's runtime (one
+    /// runtime for the control plane); from now on VRRP decides which virtual addresses
+    /// are owned. Without instances nothing changes.
+    pub fn attach_vrrp(&mut self) -> Result<(), String> {
+        let Some(handle) = self.health.as_ref().and_then(Health::handle) else {
+            return Err("the control plane's runtime is not running".into());
+        };
+        self.vrrp = crate::vrrp::Vrrp::start(&handle, &self.cfg)?;
+        if let Some(v) = &self.vrrp {
+            v.quorum(self.overlay.quorum_lost.clone());
+            self.ha = v.ha();
+            self.publish();
+        }
+        Ok(())
+    }
+
+    /// Takes VRRP's address overlay if an instance changed state; publishes then.
+    pub fn refresh_vrrp(&mut self) {
+        if let Some(ha) = self.vrrp.as_ref().and_then(crate::vrrp::Vrrp::poll) {
+            if ha != self.ha {
+                self.ha = ha;
+                self.publish();
+            }
+        }
+    }
+
+    /// Stops VRRP (a MASTER sends priority 0 first).
+    pub fn stop_vrrp(&mut self) {
+        if let Some(v) = self.vrrp.take() {
+            v.stop();
+        }
+    }
+
+    /// Every VRRP instance's state, for `rvsadm --vrrp`.
+    pub fn vrrp_status(&self) -> Vec<crate::vrrp::InstanceStatus> {
+        self.vrrp.as_ref().map(|v| v.status()).unwrap_or_default()
     }
 
     /// Starts checking the configuration's real servers with `h`; from now on their
@@ -142,6 +185,11 @@ impl Director {
     pub fn refresh_health(&mut self) {
         if let Some(o) = self.health.as_ref().and_then(Health::poll) {
             if o != self.overlay {
+                if let Some(v) = &self.vrrp {
+                    if o.quorum_lost != self.overlay.quorum_lost {
+                        v.quorum(o.quorum_lost.clone());
+                    }
+                }
                 self.overlay = o;
                 self.publish();
             }
@@ -183,10 +231,10 @@ impl Director {
         // The overlay only when it changes something: a configuration without checks
         // is built as it is.
         let snap = if self.overlay == Overlay::default() {
-            self.builder.build(&self.cfg, &self.hw, in_use)
+            self.builder.build_ha(&self.cfg, &self.hw, in_use, &self.ha)
         } else {
             let eff = crate::health::effective(&self.cfg, &self.overlay);
-            self.builder.build(&eff, &self.hw, in_use)
+            self.builder.build_ha(&eff, &self.hw, in_use, &self.ha)
         };
         self.cell.publish(snap)
     }

@@ -10,3 +10,4 @@ pub mod ipvsadm;
 pub mod kernel;
 pub mod metrics;
 pub mod snapshot;
+pub mod vrrp;

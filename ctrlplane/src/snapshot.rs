@@ -41,10 +41,29 @@ pub struct Builder {
     next_version: u64,
 }
 
+/// What VRRP makes of the addresses (an overlay like health's): the virtual addresses
+/// of MASTER instances are owned, those of the others stand by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ha {
+    pub owned: Vec<std::net::Ipv4Addr>,
+    pub standby: Vec<std::net::Ipv4Addr>,
+}
+
 impl Builder {
     /// `in_use(slot)` tells whether some worker still holds connections of a real-server
     /// slot; such slots are not handed to new real servers.
     pub fn build(&mut self, cfg: &Config, hw: &[PortHw], in_use: impl Fn(u32) -> bool) -> Snapshot {
+        self.build_ha(cfg, hw, in_use, &Ha::default())
+    }
+
+    /// As `build`, with VRRP's view of the addresses.
+    pub fn build_ha(
+        &mut self,
+        cfg: &Config,
+        hw: &[PortHw],
+        in_use: impl Fn(u32) -> bool,
+        ha: &Ha,
+    ) -> Snapshot {
         let base = base_snapshot(cfg, hw);
         let live_svcs: Vec<SvcKey> = cfg.services.iter().map(svc_key).collect();
         let live_dests: Vec<DestKey> = cfg
@@ -142,12 +161,20 @@ impl Builder {
         let mut timeouts = Timeouts::default();
         let t = &cfg.ipvs.timeouts;
         timeouts.set(t.tcp, t.tcpfin, t.udp);
-        base.with_ipvs(IpvsTable::new(
+        let mut table = IpvsTable::new(
             services,
             timeouts,
             cfg.ipvs.expire_nodest_conn,
             cfg.ipvs.expire_quiescent_template,
-        ))
+        );
+        for a in &ha.standby {
+            table.stand_by(*a);
+        }
+        let mut snap = base.with_ipvs(table);
+        for a in &ha.owned {
+            snap.net.own(*a);
+        }
+        snap
     }
 }
 
@@ -240,6 +267,20 @@ pub fn restart_needed(running: &Config, next: &Config) -> Option<String> {
     }
     if running.ipvs.connections != next.ipvs.connections {
         return Some("ipvs.connections changed (the tables are allocated at start)".into());
+    }
+    if (
+        &running.vrrp_scripts,
+        &running.vrrp_instances,
+        &running.vrrp_sync_groups,
+    ) != (
+        &next.vrrp_scripts,
+        &next.vrrp_instances,
+        &next.vrrp_sync_groups,
+    ) {
+        return Some(
+            "the VRRP sections changed (a restart sends priority 0 first, so the peer takes over meanwhile)"
+                .into(),
+        );
     }
     None
 }

@@ -44,10 +44,13 @@ impl Snapshot {
     /// Adds the virtual services. Their VIPs and FULLNAT local addresses become owned
     /// addresses (answered for ARP and ping) on the port whose subnet holds them, or the
     /// port of the route toward them.
+    /// Addresses on standby (a VRRP BACKUP's) are not owned.
     pub fn with_ipvs(mut self, ipvs: IpvsTable) -> Self {
         for svc in &ipvs.services {
             for a in std::iter::once(svc.vip).chain(svc.local_addrs.iter().copied()) {
-                self.net.own(a);
+                if !ipvs.is_standby(a) {
+                    self.net.own(a);
+                }
             }
         }
         self.ipvs = ipvs;

@@ -18,7 +18,7 @@ Usage:
   rvsadm -L|l [virtual-service] [options]
   rvsadm -Z [virtual-service]
   rvsadm --set tcp tcpfin udp
-  rvsadm --status | --counters | --health | --reload | --save-config FILE
+  rvsadm --status | --counters | --health | --vrrp | --reload | --save-config FILE
 Options:
   --tcp-service  -t service-address   service-address is host[:port]
   --udp-service  -u service-address
@@ -38,7 +38,7 @@ Options:
   --connection   -c                   output of current IPVS connections
   --stats / --rate / --thresholds / --persistent-conn / --timeout / --exact / --sort
   --socket PATH                       rvsd's control socket (or RVS_SOCKET; default /run/rvs/rvsd.sock)
-  --json                              raw JSON answers for --status, --counters and --health
+  --json                              raw JSON answers for --status, --counters, --health and --vrrp
 ";
 
 struct Opts {
@@ -54,6 +54,7 @@ enum RvsCmd {
     Reload,
     SaveConfig(PathBuf),
     Health,
+    Vrrp,
 }
 
 fn usage_error(msg: &str) -> ! {
@@ -103,6 +104,7 @@ fn split_options(args: Vec<String>) -> Opts {
             "--counters" => set(RvsCmd::Counters),
             "--reload" => set(RvsCmd::Reload),
             "--health" => set(RvsCmd::Health),
+            "--vrrp" => set(RvsCmd::Vrrp),
             "--save-config" => {
                 let f = it
                     .next()
@@ -220,6 +222,7 @@ fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
         RvsCmd::Reload => Request::Reload,
         RvsCmd::SaveConfig(_) => Request::ConfigYaml,
         RvsCmd::Health => Request::Health,
+        RvsCmd::Vrrp => Request::Vrrp,
     };
     let resp = call(o, req)?;
     if o.json {
@@ -233,6 +236,7 @@ fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
         (Response::Status(s), _) => print!("{}", format_status(&s)),
         (Response::Counters(c), _) => print!("{}", format_counters(&c)),
         (Response::Health { checks }, _) => print!("{}", format_health(&checks)),
+        (Response::Vrrp { instances }, _) => print!("{}", format_vrrp(&instances)),
         (Response::Reloaded { generation }, _) => {
             println!("configuration reloaded (generation {generation})")
         }
@@ -244,6 +248,56 @@ fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
         (other, _) => return Err(format!("rvsadm: unexpected answer {other:?}")),
     }
     Ok(())
+}
+
+/// One line per VRRP instance: its state, priority, master and timers.
+fn format_vrrp(v: &[ctrlplane::vrrp::InstanceStatus]) -> String {
+    if v.is_empty() {
+        return "no VRRP instances configured\n".into();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut o = format!(
+        "{:<12} {:<8} {:>4} {:>2} {:<7} {:>9} {:<15} {:>7} {:>8} {:>6}  {}\n",
+        "Instance",
+        "Port",
+        "VRID",
+        "v",
+        "State",
+        "Priority",
+        "Master",
+        "Advert",
+        "Since(s)",
+        "Trans",
+        "Virtual addresses"
+    );
+    for i in v {
+        let since = if i.last_transition_unix > 0.0 {
+            format!("{:.0}", (now - i.last_transition_unix).max(0.0))
+        } else {
+            "-".into()
+        };
+        o += &format!(
+            "{:<12} {:<8} {:>4} {:>2} {:<7} {:>4}/{:<4} {:<15} {:>6}s {:>8} {:>6}  {}\n",
+            i.name,
+            i.interface,
+            i.vrid,
+            i.version,
+            i.state.word(),
+            i.priority,
+            i.base_priority,
+            i.master
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into()),
+            i.advert_int,
+            since,
+            i.transitions,
+            i.virtual_ipaddress.join(" ")
+        );
+    }
+    o
 }
 
 /// One line per checker: what it checks, its state and its last result.

@@ -181,6 +181,10 @@ impl Daemon {
             ctrlplane::health::Health::start().context("starting the health checker's runtime")?;
         if let Ok(mut d) = director.lock() {
             d.attach_health(health);
+            // VRRP before the workers too: a BACKUP must not answer for its addresses.
+            d.attach_vrrp()
+                .map_err(anyhow::Error::msg)
+                .context("starting VRRP")?;
         }
         let stop = Arc::new(AtomicBool::new(false));
         let ctxs = (0..w)
@@ -315,6 +319,9 @@ impl Daemon {
                 Request::Health => Response::Health {
                     checks: d.health_status(),
                 },
+                Request::Vrrp => Response::Vrrp {
+                    instances: d.vrrp_status(),
+                },
             }
         })?;
         tracing::info!(socket = %socket.display(), "control socket listening");
@@ -335,6 +342,7 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
             if let Ok(mut d) = self.director.lock() {
                 d.refresh_health();
+                d.refresh_vrrp();
             }
             if hup.swap(false, Ordering::Relaxed) {
                 if let Ok(mut d) = self.director.lock() {
@@ -356,6 +364,8 @@ impl Daemon {
 
     fn shutdown(&mut self) -> Result<()> {
         if let Ok(mut d) = self.director.lock() {
+            // Priority 0 first, while the ports still carry it.
+            d.stop_vrrp();
             d.stop_health();
         }
         self.server.take();

@@ -6,6 +6,7 @@
 //! (then rvsd's log is printed, which is what one needs to read in CI). Namespaces left
 //! by a process that was killed outright are removed by the next `Topology::new`.
 
+pub mod ha;
 pub mod health;
 pub mod lab;
 pub mod net;
@@ -326,6 +327,11 @@ impl Topology {
     pub fn rvsd_ref(&self, n: usize) -> &Rvsd {
         &self.daemons[n]
     }
+
+    /// How many rvsd this topology has started.
+    pub fn daemons_len(&self) -> usize {
+        self.daemons.len()
+    }
 }
 
 impl Default for Topology {
@@ -421,6 +427,16 @@ impl Rvsd {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
+    }
+
+    /// `kill -9`: the way a director dies when its machine does. Teardown no longer
+    /// expects a clean exit.
+    pub fn kill(&mut self) {
+        self.must_exit_cleanly = false;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            self.exit = c.wait().ok();
+        }
     }
 
     /// SIGTERM, then wait up to 15 s (SIGKILL after that). Returns the exit status.

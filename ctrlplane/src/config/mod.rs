@@ -17,6 +17,7 @@ mod sections;
 mod service;
 mod validate;
 mod values;
+mod vrrp;
 
 pub use cpus::{online_cpus, parse_cpu_list};
 pub use health::{CheckConf, CheckType, SorryServerConf, StatusCodes, UrlConf};
@@ -26,6 +27,10 @@ pub use sections::{
 };
 pub use service::{PersistenceConf, RealServerConf, ServiceConf};
 pub use values::{Addr, Endpoint, Mac, Prefix};
+pub use vrrp::{
+    AuthConf, TrackScriptConf, TrackServiceConf, VrrpInstanceConf, VrrpScriptConf, VrrpStateConf,
+    VrrpSyncGroupConf,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -50,6 +55,15 @@ pub struct Config {
     pub metrics: MetricsConf,
     #[serde(default)]
     pub services: Vec<ServiceConf>,
+    /// keepalived's `vrrp_script` blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vrrp_scripts: Vec<VrrpScriptConf>,
+    /// keepalived's `vrrp_instance` blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vrrp_instances: Vec<VrrpInstanceConf>,
+    /// keepalived's `vrrp_sync_group` blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vrrp_sync_groups: Vec<VrrpSyncGroupConf>,
 }
 
 /// A configuration error, positioned in its file.

@@ -194,6 +194,18 @@ impl Config {
             );
         }
         self.validate_services(&mut err);
+        super::vrrp::validate(
+            &self.vrrp_scripts,
+            &self.vrrp_instances,
+            &self.vrrp_sync_groups,
+            |name| {
+                self.ports
+                    .iter()
+                    .find(|p| p.name == name)
+                    .map(|p| p.kernel.is_some())
+            },
+            &mut err,
+        );
         if self.control.socket.as_os_str().is_empty() {
             err(
                 "control.socket".into(),

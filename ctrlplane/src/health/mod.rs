@@ -11,7 +11,7 @@
 mod dns;
 mod file;
 mod http;
-mod misc;
+pub(crate) mod misc;
 pub mod overlay;
 mod ping;
 pub mod resolve;
@@ -127,6 +127,11 @@ impl Health {
             inner: Arc::default(),
             dirty: Arc::default(),
         })
+    }
+
+    /// The runtime's handle, for the control plane's other tasks (VRRP).
+    pub fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.rt.as_ref().map(|r| r.handle().clone())
     }
 
     /// The overlay, when some probe changed since the last call.

@@ -107,6 +107,9 @@ pub struct IpvsTable {
     /// alone (see `client_ip_owned`).
     ip_owned_rs: ahash::AHashSet<(u8, u32, u16)>,
     lips: ahash::AHashSet<u32>,
+    /// VIPs of VRRP instances that are not MASTER here: their services keep their slots
+    /// and scheduler state but take no traffic, and the addresses are not owned.
+    standby: ahash::AHashSet<u32>,
     pub timeouts: Timeouts,
     /// Drop a connection on its next packet once its real server was removed.
     pub expire_nodest_conn: bool,
@@ -161,6 +164,19 @@ impl IpvsTable {
             .get(&(proto, v, port))
             .or_else(|| self.index.get(&(proto, v, 0)))
             .map(|&i| &self.services[i])
+    }
+    /// Stands an address by (a VRRP BACKUP's VIP or FULLNAT local address): services
+    /// on it stay in the table, with their slots and scheduler state, but no packet
+    /// finds them and the address is not answered.
+    pub fn stand_by(&mut self, addr: Ipv4Addr) {
+        let v = u32::from(addr);
+        self.index.retain(|k, _| k.1 != v);
+        self.vips.remove(&v);
+        self.lips.remove(&v);
+        self.standby.insert(v);
+    }
+    pub fn is_standby(&self, a: Ipv4Addr) -> bool {
+        self.standby.contains(&u32::from(a))
     }
     #[inline]
     pub fn is_vip(&self, a: Ipv4Addr) -> bool {

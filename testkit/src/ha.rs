@@ -1,0 +1,153 @@
+//! The high-availability lab: two directors running rvsd with VRRP on one LAN, three NAT
+//! real servers, and a client on the LAN's other subnet that reaches the VIP on-link (so
+//! its ARP entry for the VIP is the one a router in front of the directors would hold).
+//!
+//! Addressing: client 198.18.1.1/24 (default route via the VRRP address 198.18.1.254);
+//! director A 198.18.0.2 and 198.18.1.2, director B 198.18.0.3 and 198.18.1.3; a
+//! keepalived peer, when a test adds one, 198.18.0.4 and 198.18.1.4; VIP 198.18.1.100;
+//! real servers 198.18.0.11-13 whose default route is the VRRP address 198.18.0.254.
+//! Every director's port has a kernel twin (lan0k), which VRRP's adverts use.
+
+use crate::lab::{Mode, VIP};
+use crate::net::HttpServer;
+use crate::{Host, Rvsd, Topology};
+use std::path::Path;
+
+/// The addresses VRRP moves: the service's VIP and the two gateways.
+pub const VIRTUAL: &str = "\"198.18.1.100/24\", \"198.18.1.254/24\", \"198.18.0.254/24\"";
+
+pub struct HaLab {
+    pub t: Topology,
+    pub client: Host,
+    /// Director A and B's namespaces.
+    pub dirs: [Host; 2],
+    pub rs: Vec<Host>,
+    pub servers: Vec<HttpServer>,
+    /// Which of the topology's rvsd each director runs now (None: stopped).
+    running: [Option<usize>; 2],
+}
+
+/// The configuration of director `i` (0: A, 1: B) with `vrrp` (YAML of the
+/// `vrrp_instances` list items and any other top-level sections, at column 0) and
+/// `services` (list items indented by 2).
+pub fn director_config(i: usize, vrrp: &str, services: &str) -> String {
+    let d = 2 + i;
+    format!(
+        r#"
+eal: {{ cores: "0-1", file_prefix: rvst-ha{i}, hugepages: auto, memory_mb: 256 }}
+dataplane: {{ workers: 1, idle: adaptive, mbufs: 8191, rx_desc: 512, tx_desc: 512 }}
+ipvs: {{ connections: 65536 }}
+ports:
+  - name: lan0
+    device: "net_af_packet0,iface=eth0"
+    addresses: ["198.18.0.{d}/24", "198.18.1.{d}/24"]
+    kernel: {{ name: lan0k }}
+control: {{ socket: "{{SOCKET}}" }}
+services:
+{services}
+{vrrp}
+"#
+    )
+}
+
+/// A NAT service on the VIP over the three real servers.
+pub fn nat_service() -> String {
+    let rs: String = (11..14)
+        .map(|d| format!("      - {{ address: \"198.18.0.{d}:80\", forward: nat }}\n"))
+        .collect();
+    format!("  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{rs}")
+}
+
+impl Default for HaLab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HaLab {
+    pub fn new() -> HaLab {
+        let mut t = Topology::new();
+        let client = t.add_host("client", Some("198.18.1.1/24"));
+        client.run(&["ip", "route", "add", "default", "via", "198.18.1.254"]);
+        let dirs = [t.add_host("dira", None), t.add_host("dirb", None)];
+        let rs = crate::lab::real_server_hosts(&mut t, Mode::Nat);
+        for h in &rs {
+            h.run(&["ip", "route", "replace", "default", "via", "198.18.0.254"]);
+        }
+        let servers = rs
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                HttpServer::start(
+                    &h.ns,
+                    crate::net::v4(&format!("198.18.0.{}", 11 + i), 80),
+                    &format!("rs{}", i + 1),
+                )
+            })
+            .collect();
+        HaLab {
+            t,
+            client,
+            dirs,
+            rs,
+            servers,
+            running: [None, None],
+        }
+    }
+
+    /// Starts rvsd on director `i` with `config`.
+    pub fn start(&mut self, i: usize, rvsd: &Path, config: &str) {
+        let host = self.dirs[i].clone();
+        self.t.start_rvsd(&host, rvsd, config);
+        self.running[i] = Some(self.t.daemons_len() - 1);
+    }
+
+    /// Director `i`'s running rvsd.
+    pub fn rvsd(&self, i: usize) -> &Rvsd {
+        self.t.rvsd_ref(self.running[i].expect("director running"))
+    }
+
+    /// `kill -9` of director `i`'s rvsd: no priority 0, no goodbye.
+    pub fn kill(&mut self, i: usize) {
+        let n = self.running[i].take().expect("director running");
+        self.t.rvsd(n).kill();
+    }
+
+    /// A graceful stop (SIGTERM): a MASTER sends priority 0 first.
+    pub fn stop(&mut self, i: usize) {
+        let n = self.running[i].take().expect("director running");
+        let st = self.t.rvsd(n).stop();
+        assert!(st.is_some_and(|s| s.success()), "rvsd stopped with {st:?}");
+    }
+
+    /// The MAC the client's kernel holds for `ip` (its neighbour entry), if any.
+    pub fn client_mac_for(&self, ip: &str) -> Option<String> {
+        let out = self.client.run(&["ip", "neigh", "show", ip, "dev", "eth0"]);
+        let f: Vec<&str> = out.split_whitespace().collect();
+        f.iter()
+            .position(|w| *w == "lladdr")
+            .and_then(|k| f.get(k + 1))
+            .map(|m| m.to_string())
+    }
+
+    /// The MAC of director `i`'s port (its kernel twin carries the same).
+    pub fn mac_of(&self, i: usize) -> String {
+        self.dirs[i].mac.clone()
+    }
+}
+
+/// Every VRRP instance of `d`, as `rvsadm --vrrp` shows them.
+pub fn instances(d: &Rvsd) -> Vec<ctrlplane::vrrp::InstanceStatus> {
+    match ctrlplane::ctl::call(&d.socket, &ctrlplane::ctl::Request::Vrrp) {
+        Ok(ctrlplane::ctl::Response::Vrrp { instances }) => instances,
+        other => panic!("vrrp: {other:?}"),
+    }
+}
+
+/// The state word (MASTER, BACKUP, FAULT, INIT) of `d`'s first instance.
+pub fn state(d: &Rvsd) -> String {
+    instances(d)
+        .first()
+        .map(|i| i.state.word().to_string())
+        .unwrap_or_default()
+}
