@@ -95,6 +95,13 @@ impl HaLab {
         }
     }
 
+    /// A host for a keepalived peer on the LAN: 198.18.0.4/24 and 198.18.1.4/24.
+    pub fn add_peer(&mut self) -> Host {
+        let h = self.t.add_host("ka", Some("198.18.0.4/24"));
+        h.run(&["ip", "addr", "add", "198.18.1.4/24", "dev", "eth0"]);
+        h
+    }
+
     /// Starts rvsd on director `i` with `config`.
     pub fn start(&mut self, i: usize, rvsd: &Path, config: &str) {
         let host = self.dirs[i].clone();

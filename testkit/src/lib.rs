@@ -8,6 +8,7 @@
 
 pub mod ha;
 pub mod health;
+pub mod keepalived;
 pub mod lab;
 pub mod net;
 

@@ -10,8 +10,10 @@
 //!   `preempt_delay` runs, or when its priority is not below ours; a lower one is ignored
 //!   and our timer runs out: preemption. Version 3 backups adopt the master's interval.
 //! - A MASTER that hears a higher priority (or an equal one from a higher address)
-//!   becomes BACKUP; a lower one makes it advertise at once (keepalived's "forcing a new
-//!   election"); a priority-0 advert too.
+//!   sends one last advert and becomes BACKUP; a lower one makes it advertise and
+//!   announce its addresses at once (keepalived's "forcing a new election", with
+//!   `higher_prio_send_advert` and the lower-priority GARP always on, so a healed split
+//!   brain leaves the winner announced); a priority-0 advert makes it advertise.
 //! - The owner (priority 255) starts as MASTER at once.
 
 use super::packet::Advert;
@@ -45,6 +47,10 @@ pub enum Action {
     Advert(u8),
     /// The state changed (announce: gratuitous ARPs on MASTER, notify scripts, overlay).
     Became(State),
+    /// Gratuitous ARPs again: a MASTER that heard a lower-priority master (a split brain
+    /// healing) re-announces its addresses, which the other may have taken meanwhile
+    /// (keepalived issue #166).
+    Announce,
 }
 
 #[derive(Debug, Clone)]
@@ -179,7 +185,11 @@ impl Fsm {
                 if a.priority > self.priority
                     || (a.priority == self.priority && u32::from(src) > u32::from(self.p.my_ip))
                 {
-                    let acts = self.enter_backup(now);
+                    // keepalived's `higher_prio_send_advert`, always: one last advert
+                    // with our priority tells the winner that another master was
+                    // active, so it announces its addresses again (issue #166).
+                    let mut acts = vec![Action::Advert(self.priority)];
+                    acts.extend(self.enter_backup(now));
                     if self.p.version == 3 && a.interval_cs > 0 {
                         self.master_adv_cs = a.interval_cs;
                         self.deadline = Some(now + self.master_down());
@@ -187,9 +197,9 @@ impl Fsm {
                     self.master_ip = Some(src);
                     return acts;
                 }
-                // A lower priority master: assert ourselves at once.
+                // A lower priority master: assert ourselves at once, adverts and ARP.
                 self.deadline = Some(now + self.advert_interval());
-                vec![Action::Advert(self.priority)]
+                vec![Action::Advert(self.priority), Action::Announce]
             }
             State::Init | State::Fault => Vec::new(),
         }
@@ -373,13 +383,13 @@ mod tests {
         assert_eq!(f.state, State::Master);
         assert_eq!(
             f.on_advert(ms(5000), PEER, &adv(50, 100)),
-            vec![Action::Advert(100)]
+            vec![Action::Advert(100), Action::Announce]
         );
         assert_eq!(f.state, State::Master);
-        // Equal priority from a higher address wins.
+        // Equal priority from a higher address wins; a last advert tells it.
         assert_eq!(
             f.on_advert(ms(5100), PEER, &adv(100, 100)),
-            vec![Action::Became(State::Backup)]
+            vec![Action::Advert(100), Action::Became(State::Backup)]
         );
         assert_eq!(f.master_ip, Some(PEER));
         let mut g = fsm(2, 100, 100);
@@ -388,7 +398,7 @@ mod tests {
         g.on_timer(g.deadline.unwrap());
         assert_eq!(
             g.on_advert(ms(5000), PEER, &adv(100, 100)),
-            vec![Action::Advert(100)]
+            vec![Action::Advert(100), Action::Announce]
         );
     }
 

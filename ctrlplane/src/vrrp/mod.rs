@@ -448,6 +448,7 @@ impl Router {
             match a {
                 Action::Advert(prio) => self.send(i, prio),
                 Action::Became(s) => self.became(i, s),
+                Action::Announce => self.garp(i),
             }
         }
     }
