@@ -369,18 +369,9 @@ fn reloads_under_load_lose_no_connection() {
     );
 }
 
-/// GET http://127.0.0.1:9469/metrics inside the director's namespace.
+/// rvsd's metrics, from inside the director's namespace.
 fn scrape(l: &Lab) -> String {
-    let dir_ns = format!("{}-dir", l.t.id);
-    net::in_ns(&dir_ns, || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9469").expect("metrics endpoint");
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body
-    })
+    net::scrape_metrics(&l.dir.ns)
 }
 
 fn metric(text: &str, line_start: &str) -> u64 {

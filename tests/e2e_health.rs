@@ -7,7 +7,7 @@ use std::time::Duration;
 use testkit::eventually;
 use testkit::health::{checks, forwarding, is};
 use testkit::lab::{lab_port, Lab, Mode, VIP};
-use testkit::net::{get_many, tally, v4, ClientLoop, HttpServer};
+use testkit::net::{get_many, sample, tally, v4, ClientLoop, HttpServer};
 
 const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
@@ -88,40 +88,9 @@ fn check_of(d: &testkit::Rvsd, rs: &str) -> ctrlplane::health::CheckStatus {
     }
 }
 
-/// GET /metrics from rvsd's Prometheus endpoint (the default listen, 127.0.0.1:9469,
-/// inside the director's namespace, as e2e_control scrapes it): the whole answer.
+/// rvsd's metrics, from inside the director's namespace.
 fn scrape(l: &Lab) -> String {
-    let text = testkit::net::in_ns(&l.dir.ns, || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9469").expect("metrics endpoint");
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
-    });
-    assert!(
-        text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"),
-        "{text}"
-    );
-    text
-}
-
-/// The value of the sample of `name` whose labels include every one of `labels`
-/// (each written as exposed: `rs="198.18.0.12:80"`); None when no sample has them.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        // The exact name: `rvs_real_server_up{`, not a longer name sharing its start.
-        let set = series.strip_prefix(name)?.strip_prefix('{')?;
-        let set = set.strip_suffix('}')?;
-        let have: Vec<&str> = set.split(',').collect();
-        if labels.iter().all(|l| have.contains(l)) {
-            value.parse().ok()
-        } else {
-            None
-        }
-    })
+    testkit::net::scrape_metrics(&l.dir.ns)
 }
 
 /// The State column `rvsadm --health` shows for a real server's checker.

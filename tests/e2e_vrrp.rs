@@ -6,7 +6,7 @@ use testkit::eventually;
 use testkit::ha::{director_config, instances, nat_service, state, HaLab, VIRTUAL};
 use testkit::keepalived::Keepalived;
 use testkit::lab::VIP;
-use testkit::net::{get_many, tally, v4};
+use testkit::net::{get_many, sample, tally, v4};
 
 const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 /// Far longer than any takeover below (at most 3 × 1 s + skew), for a loaded machine.
@@ -41,6 +41,21 @@ fn the_backup_takes_over_when_the_master_dies_and_the_master_preempts_back() {
     let ib = &instances(l.rvsd(1))[0];
     assert_eq!(ib.master, Some("198.18.0.2".parse().unwrap()), "{ib:?}");
     assert!(ib.adverts_received > 0 && ib.dropped.is_empty(), "{ib:?}");
+    // Prometheus says the same: A master (2), B backup (1) having heard A.
+    let vi = "instance=\"VI_1\"";
+    let ma = testkit::net::scrape_metrics(&l.dirs[0].ns);
+    let mb = testkit::net::scrape_metrics(&l.dirs[1].ns);
+    assert_eq!(sample(&ma, "rvs_vrrp_state", &[vi]), Some(2), "{ma}");
+    assert_eq!(sample(&mb, "rvs_vrrp_state", &[vi]), Some(1), "{mb}");
+    assert_eq!(sample(&mb, "rvs_vrrp_priority", &[vi]), Some(100));
+    assert!(sample(&ma, "rvs_vrrp_adverts_total", &[vi, "direction=\"sent\""]) > Some(0));
+    assert!(
+        sample(
+            &mb,
+            "rvs_vrrp_adverts_total",
+            &[vi, "direction=\"received\""]
+        ) > Some(0)
+    );
     serves(&l, 6);
     assert_eq!(l.client_mac_for(VIP), Some(l.mac_of(0)));
 
@@ -421,5 +436,74 @@ fn a_tracked_script_lowers_the_priority_or_faults() {
     std::fs::remove_file(&fault).unwrap();
     eventually("A out of FAULT and MASTER again", TAKEOVER, || {
         (state(l.rvsd(0)) == "MASTER" && state(l.rvsd(1)) == "BACKUP").then_some(())
+    });
+}
+
+/// A sync group moves together; `track_service` follows the health quorum of a virtual
+/// service; notify scripts get keepalived's arguments (`INSTANCE name STATE priority`,
+/// `GROUP name STATE 0`).
+#[test]
+fn a_sync_group_faults_together_when_its_service_loses_quorum() {
+    let mut l = HaLab::new();
+    let dir = l.t.dir.clone();
+    let rec = dir.join("notify.sh");
+    let log = dir.join("notify.log");
+    std::fs::write(
+        &rec,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    testkit::sh(&["chmod", "755", rec.to_str().unwrap()]);
+    let two = |prio: u8, track: &str| {
+        format!(
+            "vrrp_instances:\n  - {{ name: VI_1, interface: lan0, virtual_router_id: 51, priority: {prio}, version: 3, advert_int: 0.1, virtual_ipaddress: [{VIRTUAL}], notify: \"{n}\"{track} }}\n  - {{ name: VI_2, interface: lan0, virtual_router_id: 52, priority: {prio}, version: 3, advert_int: 0.1, virtual_ipaddress: [\"198.18.1.101/24\"], notify: \"{n}\" }}\nvrrp_sync_groups:\n  - {{ name: G1, group: [VI_1, VI_2], notify: \"{n}\" }}\n",
+            n = rec.display()
+        )
+    };
+    let checked: String = (11..14)
+        .map(|d| {
+            format!("      - {{ address: \"198.18.0.{d}:80\", forward: nat, checks: [{{ type: tcp_check, connect_timeout: 0.5, retry: 0 }}] }}\n")
+        })
+        .collect();
+    let svc = format!(
+        "  - vip: \"{VIP}:80\"\n    scheduler: rr\n    delay_loop: 0.2\n    warmup: 0\n    real_servers:\n{checked}"
+    );
+    let a = director_config(
+        0,
+        &two(
+            150,
+            ", track_service: [{ vip: \"198.18.1.100:80\", weight: 0 }]",
+        ),
+        &svc,
+    );
+    let b = director_config(1, &two(100, ""), &nat_service());
+    l.start(0, path(), &a);
+    l.start(1, path(), &b);
+    eventually("A MASTER of both, B BACKUP of both", TAKEOVER, || {
+        let (ia, ib) = (instances(l.rvsd(0)), instances(l.rvsd(1)));
+        (ia.iter().all(|i| i.state.word() == "MASTER")
+            && ib.iter().all(|i| i.state.word() == "BACKUP"))
+        .then_some(())
+    });
+    let notes = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually("A's notify scripts ran", TAKEOVER, || {
+        let n = notes();
+        (n.contains("INSTANCE VI_1 MASTER 150")
+            && n.contains("INSTANCE VI_2 MASTER 150")
+            && n.contains("GROUP G1 MASTER 0"))
+        .then_some(())
+    });
+    // Every real server stops: A's service loses its quorum, VI_1 faults and VI_2 with
+    // it (one group); B takes both.
+    l.servers.clear();
+    eventually("A FAULT on both, B MASTER on both", TAKEOVER, || {
+        let (ia, ib) = (instances(l.rvsd(0)), instances(l.rvsd(1)));
+        (ia.iter().all(|i| i.state.word() == "FAULT")
+            && ib.iter().all(|i| i.state.word() == "MASTER"))
+        .then_some(())
+    });
+    eventually("the FAULT notifications", TAKEOVER, || {
+        let n = notes();
+        (n.contains("INSTANCE VI_1 FAULT 150") && n.contains("GROUP G1 FAULT 0")).then_some(())
     });
 }

@@ -173,6 +173,7 @@ pub fn render(
         }
     }
     health(&mut reg, d);
+    vrrp(&mut reg, d);
     let port_names: Vec<String> = d.cfg.ports.iter().map(|p| p.name.clone()).collect();
     let c = crate::ctl::read_counters(workers, ipvs, &port_names);
     let w_rx = counter::<WorkerLabels>(
@@ -301,6 +302,77 @@ fn health(reg: &mut Registry, d: &Director) {
     }
     for (l, u) in rs_up {
         up.get_or_create(&l).set(i64::from(u));
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceLabels {
+    instance: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceDirLabels {
+    instance: String,
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceReasonLabels {
+    instance: String,
+    reason: String,
+}
+
+/// VRRP instances: state as keepalived's MIB numbers it (0 init, 1 backup, 2 master,
+/// 3 fault), effective priority, transitions, adverts sent and received, drops by reason.
+fn vrrp(reg: &mut Registry, d: &Director) {
+    let state = gauge::<InstanceLabels>(
+        reg,
+        "rvs_vrrp_state",
+        "VRRP instance state: 0 init, 1 backup, 2 master, 3 fault",
+    );
+    let prio = gauge::<InstanceLabels>(reg, "rvs_vrrp_priority", "Effective VRRP priority");
+    let trans = counter::<InstanceLabels>(
+        reg,
+        "rvs_vrrp_transitions",
+        "VRRP state changes since start",
+    );
+    let adverts =
+        counter::<InstanceDirLabels>(reg, "rvs_vrrp_adverts", "VRRP adverts, by direction");
+    let dropped = counter::<InstanceReasonLabels>(
+        reg,
+        "rvs_vrrp_adverts_dropped",
+        "Received VRRP adverts dropped, by reason",
+    );
+    for i in d.vrrp_status() {
+        let l = InstanceLabels {
+            instance: i.name.clone(),
+        };
+        use crate::vrrp::fsm::State;
+        let v = match i.state {
+            State::Init => 0,
+            State::Backup => 1,
+            State::Master => 2,
+            State::Fault => 3,
+        };
+        state.get_or_create(&l).set(v);
+        prio.get_or_create(&l).set(i64::from(i.priority));
+        trans.get_or_create(&l).inc_by(i.transitions);
+        for (dir, n) in [("sent", i.adverts_sent), ("received", i.adverts_received)] {
+            adverts
+                .get_or_create(&InstanceDirLabels {
+                    instance: i.name.clone(),
+                    direction: dir.into(),
+                })
+                .inc_by(n);
+        }
+        for (reason, n) in &i.dropped {
+            dropped
+                .get_or_create(&InstanceReasonLabels {
+                    instance: i.name.clone(),
+                    reason: reason.clone(),
+                })
+                .inc_by(*n);
+        }
     }
 }
 

@@ -423,6 +423,41 @@ pub fn blast(
     })
 }
 
+/// GET http://127.0.0.1:9469/metrics (rvsd's default listener) inside `ns`: the whole
+/// answer, status line included (checked to be 200).
+pub fn scrape_metrics(ns: &str) -> String {
+    let text = in_ns(ns, || {
+        let mut s = TcpStream::connect("127.0.0.1:9469").expect("metrics endpoint");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    });
+    assert!(
+        text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"),
+        "{text}"
+    );
+    text
+}
+
+/// The value of the sample of `name` whose labels include every one of `labels` (each
+/// written as exposed: `rs="198.18.0.12:80"`); None when no sample has them.
+pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        // The exact name: `rvs_real_server_up{`, not a longer name sharing its start.
+        let set = series.strip_prefix(name)?.strip_prefix('{')?;
+        let set = set.strip_suffix('}')?;
+        let have: Vec<&str> = set.split(',').collect();
+        if labels.iter().all(|l| have.contains(l)) {
+            value.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
 /// Writes frames as a pcap file (for tshark).
 pub fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
     dataplane::packet::pcap::write_file(path, frames).expect("write pcap");

@@ -283,7 +283,8 @@ impl Router {
         self.stats = vec![Counts::default(); self.insts.len()];
         let now = self.now();
         for i in 0..self.insts.len() {
-            let (prio, fault) = self.tracked(i);
+            let (prio, _) = self.tracked(i);
+            let fault = self.faulted(i);
             self.insts[i].fsm.priority = prio;
             let mut acts = self.insts[i].fsm.start(now);
             if fault {
@@ -428,11 +429,26 @@ impl Router {
         }
     }
 
+    /// Whether a tracked object faults instance `i` or, in a sync group, any member of
+    /// its group (keepalived: the group is in FAULT while any member is).
+    fn faulted(&self, i: usize) -> bool {
+        let name = &self.insts[i].conf.name;
+        match self.groups.iter().find(|g| g.group.contains(name)) {
+            None => self.tracked(i).1,
+            Some(g) => self
+                .insts
+                .iter()
+                .enumerate()
+                .any(|(j, x)| g.group.contains(&x.conf.name) && self.tracked(j).1),
+        }
+    }
+
     /// Tracked objects changed: every instance's priority and fault state follow.
     fn retrack(&mut self) {
         let now = self.now();
         for i in 0..self.insts.len() {
-            let (prio, fault) = self.tracked(i);
+            let (prio, _) = self.tracked(i);
+            let fault = self.faulted(i);
             let mut acts = self.insts[i].fsm.fault(now, fault);
             if !fault {
                 acts.extend(self.insts[i].fsm.set_priority(now, prio));
