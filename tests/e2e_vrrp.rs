@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 use testkit::eventually;
-use testkit::ha::{director_config, instances, nat_service, state, HaLab, VIRTUAL};
+use testkit::ha::{director_config, instances, nat_service, service, state, HaLab, LIP, VIRTUAL};
 use testkit::keepalived::Keepalived;
-use testkit::lab::VIP;
+use testkit::lab::{Mode, VIP};
 use testkit::net::{get_many, sample, tally, v4};
 
 const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
@@ -123,7 +123,7 @@ fn nopreempt_keeps_the_running_master() {
 /// keepalived's configuration of the same virtual router (VRRP only).
 fn keepalived_conf(priority: u8, version: u8, advert: &str, extra: &str, global: &str) -> String {
     format!(
-        "global_defs {{\n  router_id ka\n  script_user root\n  enable_script_security\n{global}}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  version {version}\n  advert_int {advert}\n{extra}  virtual_ipaddress {{\n    198.18.1.100/24\n    198.18.1.254/24\n    198.18.0.254/24\n  }}\n  notify {{NOTIFY}}\n}}\n"
+        "global_defs {{\n  router_id ka\n  script_user root\n  enable_script_security\n{global}}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  version {version}\n  advert_int {advert}\n{extra}  virtual_ipaddress {{\n    198.18.1.100/24\n    198.18.1.254/24\n    198.18.0.254/24\n    198.18.0.5/24\n  }}\n  notify {{NOTIFY}}\n}}\n"
     )
 }
 
@@ -506,4 +506,104 @@ fn a_sync_group_faults_together_when_its_service_loses_quorum() {
         let n = notes();
         (n.contains("INSTANCE VI_1 FAULT 150") && n.contains("GROUP G1 FAULT 0")).then_some(())
     });
+}
+
+/// Connection sync: a long-lived keep-alive connection through a `fwd` service, opened
+/// on A, is synced to B (the kernel's protocol, syncid 1, following VRRP); A is killed;
+/// the connection carries on through B, on the same real server, with no reset.
+fn an_established_connection_survives(mode: Mode, fwd: &str, svc_extra: &str) {
+    let mut l = HaLab::with_mode(mode);
+    let sync = "lvs_sync_daemon: { interface: lan0, syncid: 1, vrrp_instance: VI_1 }\n";
+    let svc = service(fwd, svc_extra);
+    let a = director_config(0, &format!("{}{sync}", instance(150, 3, "0.1", "")), &svc);
+    let b = director_config(1, &format!("{}{sync}", instance(100, 3, "0.1", "")), &svc);
+    l.start(0, path(), &a);
+    l.start(1, path(), &b);
+    eventually("A MASTER, B BACKUP", TAKEOVER, || {
+        (state(l.rvsd(0)) == "MASTER" && state(l.rvsd(1)) == "BACKUP").then_some(())
+    });
+    // A client thread holds one connection; each message asks it for one more request.
+    let (ask, asked) = std::sync::mpsc::channel::<()>();
+    let (tell, told) = std::sync::mpsc::channel::<Result<(String, u16), String>>();
+    let ns = l.client.ns.clone();
+    let client = std::thread::spawn(move || {
+        testkit::net::enter(&ns);
+        let mut c = testkit::net::HttpConn::connect(v4(VIP, 80), Duration::from_secs(5))
+            .expect("connect to the VIP");
+        while asked.recv().is_ok() {
+            let r = c
+                .get()
+                .map(|name| (name, c.local_port()))
+                .map_err(|e| e.to_string());
+            if tell.send(r).is_err() {
+                return;
+            }
+        }
+    });
+    let one = || {
+        ask.send(()).unwrap();
+        told.recv().unwrap()
+    };
+    let (server, port) = one().expect("first request");
+    for _ in 0..3 {
+        assert_eq!(one().expect("request on A").0, server);
+    }
+    // B has the connection: listed with the same client port and real server.
+    let b_sock = l.rvsd(1).socket.clone();
+    let listed = eventually(
+        "B holds the synced connection",
+        TAKEOVER,
+        || match ctrlplane::ctl::call(&b_sock, &ctrlplane::ctl::Request::Connections) {
+            Ok(ctrlplane::ctl::Response::Connections { conns }) => conns
+                .into_iter()
+                .find(|c| c.cport == port && c.state == "ESTABLISHED"),
+            _ => None,
+        },
+    );
+    let rs_of = |name: &str| format!("198.18.0.{}", 10 + name[2..].parse::<u8>().unwrap());
+    assert_eq!(listed.daddr.to_string(), rs_of(&server), "{listed:?}");
+    // The master dies; B takes over and the same connection goes on, same server.
+    l.kill(0);
+    eventually("B MASTER", TAKEOVER, || {
+        (state(l.rvsd(1)) == "MASTER").then_some(())
+    });
+    for _ in 0..3 {
+        let r = one().expect("request through B on the synced connection");
+        assert_eq!(r, (server.clone(), port));
+    }
+    drop(ask);
+    client.join().unwrap();
+    // B received it as the sync protocol says, and counts what it got.
+    let m = testkit::net::scrape_metrics(&l.dirs[1].ns);
+    assert!(
+        sample(
+            &m,
+            "rvs_sync_connections_total",
+            &["direction=\"received\""]
+        ) > Some(0),
+        "{m}"
+    );
+    assert!(
+        m.lines().any(|l| l == "rvs_sync_messages_bad_total 0"),
+        "{m}"
+    );
+}
+
+#[test]
+fn an_established_nat_connection_survives_the_masters_death() {
+    an_established_connection_survives(Mode::Nat, "nat", "");
+}
+
+#[test]
+fn an_established_dr_connection_survives_the_masters_death() {
+    an_established_connection_survives(Mode::Dr, "dr", "");
+}
+
+#[test]
+fn an_established_fullnat_connection_survives_the_masters_death() {
+    an_established_connection_survives(
+        Mode::FullNat,
+        "fullnat",
+        &format!("    local_addresses: [\"{LIP}\"]\n"),
+    );
 }

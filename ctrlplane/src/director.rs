@@ -99,6 +99,8 @@ pub struct Director {
     /// VRRP, and what it makes of the addresses (owned while MASTER, else standing by).
     vrrp: Option<crate::vrrp::Vrrp>,
     ha: crate::snapshot::Ha,
+    /// Connection sync (keepalived's lvs_sync_daemon), its role following VRRP.
+    sync: Option<crate::sync::SyncDaemon>,
 }
 
 impl Director {
@@ -128,7 +130,49 @@ impl Director {
             overlay: Overlay::default(),
             vrrp: None,
             ha: crate::snapshot::Ha::default(),
+            sync: None,
         }
+    }
+
+    /// Starts connection sync over the workers' `rings` (on the control plane's
+    /// runtime), when the configuration asks for it.
+    pub fn attach_sync(
+        &mut self,
+        rings: Arc<dataplane::ipvs::sync::SyncRings>,
+    ) -> Result<(), String> {
+        let (Some(handle), Some(mail)) =
+            (self.health.as_ref().and_then(Health::handle), &self.mail)
+        else {
+            return Err("the control plane's runtime is not running".into());
+        };
+        self.sync = crate::sync::SyncDaemon::start(
+            &handle,
+            &self.cfg,
+            rings,
+            mail.clone(),
+            self.cell.clone(),
+        )?;
+        self.follow_sync_role();
+        Ok(())
+    }
+
+    /// The sync daemon is MASTER while its VRRP instance is (keepalived's rule).
+    fn follow_sync_role(&self) {
+        let Some(s) = &self.sync else {
+            return;
+        };
+        if let Some(name) = &s.conf.vrrp_instance {
+            let master = self
+                .vrrp_status()
+                .iter()
+                .any(|i| &i.name == name && i.state == crate::vrrp::fsm::State::Master);
+            s.set_master(master);
+        }
+    }
+
+    /// The sync daemon's role and counters, for `-L --daemon` and the metrics.
+    pub fn sync_status(&self) -> Option<crate::sync::SyncStatus> {
+        self.sync.as_ref().map(|s| s.status())
     }
 
     /// Starts the configuration's VRRP instances on the health checker's runtime (one
@@ -154,11 +198,13 @@ impl Director {
                 self.ha = ha;
                 self.publish();
             }
+            self.follow_sync_role();
         }
     }
 
-    /// Stops VRRP (a MASTER sends priority 0 first).
+    /// Stops VRRP (a MASTER sends priority 0 first) and connection sync.
     pub fn stop_vrrp(&mut self) {
+        self.sync = None;
         if let Some(v) = self.vrrp.take() {
             v.stop();
         }

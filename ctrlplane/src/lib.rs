@@ -10,4 +10,5 @@ pub mod ipvsadm;
 pub mod kernel;
 pub mod metrics;
 pub mod snapshot;
+pub mod sync;
 pub mod vrrp;

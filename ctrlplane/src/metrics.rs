@@ -174,6 +174,7 @@ pub fn render(
     }
     health(&mut reg, d);
     vrrp(&mut reg, d);
+    sync(&mut reg, d);
     let port_names: Vec<String> = d.cfg.ports.iter().map(|p| p.name.clone()).collect();
     let c = crate::ctl::read_counters(workers, ipvs, &port_names);
     let w_rx = counter::<WorkerLabels>(
@@ -374,6 +375,56 @@ fn vrrp(reg: &mut Registry, d: &Director) {
                 .inc_by(*n);
         }
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: String,
+}
+
+/// Connection sync: messages and connections sent and received, bad messages,
+/// connections no worker mailbox could take, and the role (1 while MASTER).
+fn sync(reg: &mut Registry, d: &Director) {
+    let Some(s) = d.sync_status() else {
+        return;
+    };
+    let messages = counter::<DirectionLabels>(reg, "rvs_sync_messages", "Connection sync messages");
+    let conns = counter::<DirectionLabels>(
+        reg,
+        "rvs_sync_connections",
+        "Connections carried by sync messages",
+    );
+    for (dir, m, c) in [
+        ("sent", s.messages_sent, s.conns_sent),
+        ("received", s.messages_received, s.conns_received),
+    ] {
+        let l = DirectionLabels {
+            direction: dir.into(),
+        };
+        messages.get_or_create(&l).inc_by(m);
+        conns.get_or_create(&l).inc_by(c);
+    }
+    let bad = Counter::<u64>::default();
+    bad.inc_by(s.messages_bad);
+    reg.register(
+        "rvs_sync_messages_bad",
+        "Sync messages refused (malformed, another syncid)",
+        bad,
+    );
+    let lost = Counter::<u64>::default();
+    lost.inc_by(s.conns_undelivered);
+    reg.register(
+        "rvs_sync_connections_undelivered",
+        "Synced connections a worker's mailbox had no room for",
+        lost,
+    );
+    let master = Gauge::<i64>::default();
+    master.set(i64::from(s.master));
+    reg.register(
+        "rvs_sync_master",
+        "1 while the sync daemon sends (MASTER)",
+        master,
+    );
 }
 
 /// The /metrics endpoint; stops when dropped.

@@ -272,13 +272,15 @@ pub fn restart_needed(running: &Config, next: &Config) -> Option<String> {
         &running.vrrp_scripts,
         &running.vrrp_instances,
         &running.vrrp_sync_groups,
+        &running.lvs_sync_daemon,
     ) != (
         &next.vrrp_scripts,
         &next.vrrp_instances,
         &next.vrrp_sync_groups,
+        &next.lvs_sync_daemon,
     ) {
         return Some(
-            "the VRRP sections changed (a restart sends priority 0 first, so the peer takes over meanwhile)"
+            "the VRRP or lvs_sync_daemon sections changed (a restart sends priority 0 first, so the peer takes over meanwhile)"
                 .into(),
         );
     }

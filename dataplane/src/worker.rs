@@ -35,6 +35,8 @@ pub enum Msg {
     Neigh(Learned),
     /// The control plane asks for this worker's connections (answered between bursts).
     DumpConns(crossbeam::channel::Sender<Vec<ipvs::ConnDump>>),
+    /// A connection the sync MASTER sent, to install (this worker will own it).
+    Sync(ipvs::sync::SyncConn),
 }
 
 /// One bounded lock-free queue per worker. A full mailbox drops the message: everything
@@ -105,6 +107,8 @@ pub struct WorkerParts<F> {
     /// Seeds the connection-table hash and the schedulers' randomness: different in
     /// every process (hash flooding), fixed where runs must repeat (benchmarks).
     pub seed: u64,
+    /// Connection sync's rings, when the director syncs.
+    pub sync: Option<Arc<crate::ipvs::sync::SyncRings>>,
 }
 
 impl<F> WorkerParts<F> {
@@ -123,6 +127,7 @@ impl<F> WorkerParts<F> {
             ipvs_stats: Arc::default(),
             conn_capacity,
             seed: 0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id()),
+            sync: None,
         }
     }
     /// Parts of a worker that is the only one (tests, benchmarks, fuzzing).
@@ -176,6 +181,9 @@ impl<F: Frame> WorkerCore<F> {
         let workers = parts.redirect.workers().max(1);
         let seed = parts.seed ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut ipvs = IpvsWorker::new(id, workers, parts.conn_capacity, parts.ipvs_stats, seed);
+        if let Some(r) = parts.sync {
+            ipvs.attach_sync(r);
+        }
         ipvs.adopt(&snap.ipvs, &snap.net);
         WorkerCore {
             id,
@@ -265,6 +273,10 @@ impl<F: Frame> WorkerCore<F> {
             match msg {
                 Msg::DumpConns(reply) => {
                     let _ = reply.send(self.ipvs.dump(now));
+                }
+                Msg::Sync(c) => {
+                    self.ipvs.set_clock(now);
+                    self.ipvs.install_synced(&c, &self.snap.ipvs);
                 }
                 Msg::Neigh(l) => {
                     let mut cx = net::Cx {

@@ -164,6 +164,11 @@ impl Daemon {
         let ipvs_stats: Vec<Arc<IpvsStats>> =
             (0..w).map(|_| Arc::new(IpvsStats::default())).collect();
         let conn_capacity = cfg.ipvs.connections;
+        // Connection sync's rings, one per worker, when the configuration syncs.
+        let sync_rings = cfg
+            .lvs_sync_daemon
+            .is_some()
+            .then(|| dataplane::ipvs::sync::SyncRings::new(w, 16384));
         let (idle, burst) = (cfg.dataplane.idle, cfg.dataplane.burst);
         let director = Director::new(
             cfg,
@@ -185,6 +190,11 @@ impl Daemon {
             d.attach_vrrp()
                 .map_err(anyhow::Error::msg)
                 .context("starting VRRP")?;
+            if let Some(r) = &sync_rings {
+                d.attach_sync(r.clone())
+                    .map_err(anyhow::Error::msg)
+                    .context("starting the sync daemon")?;
+            }
         }
         let stop = Arc::new(AtomicBool::new(false));
         let ctxs = (0..w)
@@ -202,6 +212,7 @@ impl Daemon {
                 stop: stop.clone(),
                 idle,
                 burst,
+                sync: sync_rings.clone(),
             })
             .collect();
         let workers = io::launch_workers(ctxs)?;

@@ -13,8 +13,12 @@ use crate::net::HttpServer;
 use crate::{Host, Rvsd, Topology};
 use std::path::Path;
 
-/// The addresses VRRP moves: the service's VIP and the two gateways.
-pub const VIRTUAL: &str = "\"198.18.1.100/24\", \"198.18.1.254/24\", \"198.18.0.254/24\"";
+/// The addresses VRRP moves: the service's VIP, the two gateways, and the FULLNAT local
+/// address (whose replies must reach the MASTER).
+pub const VIRTUAL: &str =
+    "\"198.18.1.100/24\", \"198.18.1.254/24\", \"198.18.0.254/24\", \"198.18.0.5/24\"";
+/// FULLNAT's local address, one of `VIRTUAL`.
+pub const LIP: &str = "198.18.0.5";
 
 pub struct HaLab {
     pub t: Topology,
@@ -52,10 +56,16 @@ services:
 
 /// A NAT service on the VIP over the three real servers.
 pub fn nat_service() -> String {
+    service("nat", "")
+}
+
+/// A service on the VIP over the three real servers with forwarding `fwd` and more
+/// service keys (`extra`, indented by 4).
+pub fn service(fwd: &str, extra: &str) -> String {
     let rs: String = (11..14)
-        .map(|d| format!("      - {{ address: \"198.18.0.{d}:80\", forward: nat }}\n"))
+        .map(|d| format!("      - {{ address: \"198.18.0.{d}:80\", forward: {fwd} }}\n"))
         .collect();
-    format!("  - vip: \"{VIP}:80\"\n    scheduler: rr\n    real_servers:\n{rs}")
+    format!("  - vip: \"{VIP}:80\"\n    scheduler: rr\n{extra}    real_servers:\n{rs}")
 }
 
 impl Default for HaLab {
@@ -66,11 +76,18 @@ impl Default for HaLab {
 
 impl HaLab {
     pub fn new() -> HaLab {
+        Self::with_mode(Mode::Nat)
+    }
+
+    /// The lab with real servers set up for `mode` (NAT and FULLNAT: default route via
+    /// the VRRP address 198.18.0.254; DR: the VIP on loopback and the client's subnet
+    /// on-link, as `lab::real_server_hosts` does).
+    pub fn with_mode(mode: Mode) -> HaLab {
         let mut t = Topology::new();
         let client = t.add_host("client", Some("198.18.1.1/24"));
         client.run(&["ip", "route", "add", "default", "via", "198.18.1.254"]);
         let dirs = [t.add_host("dira", None), t.add_host("dirb", None)];
-        let rs = crate::lab::real_server_hosts(&mut t, Mode::Nat);
+        let rs = crate::lab::real_server_hosts(&mut t, mode);
         for h in &rs {
             h.run(&["ip", "route", "replace", "default", "via", "198.18.0.254"]);
         }
@@ -78,11 +95,12 @@ impl HaLab {
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                HttpServer::start(
-                    &h.ns,
-                    crate::net::v4(&format!("198.18.0.{}", 11 + i), 80),
-                    &format!("rs{}", i + 1),
-                )
+                let bind = if mode == Mode::Dr {
+                    "0.0.0.0".to_string()
+                } else {
+                    format!("198.18.0.{}", 11 + i)
+                };
+                HttpServer::start(&h.ns, crate::net::v4(&bind, 80), &format!("rs{}", i + 1))
             })
             .collect();
         HaLab {

@@ -28,8 +28,8 @@ pub use sections::{
 pub use service::{PersistenceConf, RealServerConf, ServiceConf};
 pub use values::{Addr, Endpoint, Mac, Prefix};
 pub use vrrp::{
-    AuthConf, TrackScriptConf, TrackServiceConf, VrrpInstanceConf, VrrpScriptConf, VrrpStateConf,
-    VrrpSyncGroupConf,
+    AuthConf, LvsSyncConf, TrackScriptConf, TrackServiceConf, VrrpInstanceConf, VrrpScriptConf,
+    VrrpStateConf, VrrpSyncGroupConf,
 };
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,9 @@ pub struct Config {
     /// keepalived's `vrrp_sync_group` blocks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vrrp_sync_groups: Vec<VrrpSyncGroupConf>,
+    /// keepalived's `lvs_sync_daemon`: connection sync with the peer director.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs_sync_daemon: Option<LvsSyncConf>,
 }
 
 /// A configuration error, positioned in its file.

@@ -206,6 +206,19 @@ impl Config {
             },
             &mut err,
         );
+        if let Some(s) = &self.lvs_sync_daemon {
+            super::vrrp::validate_sync(
+                s,
+                &self.vrrp_instances,
+                |name| {
+                    self.ports
+                        .iter()
+                        .find(|p| p.name == name)
+                        .map(|p| p.kernel.is_some())
+                },
+                &mut err,
+            );
+        }
         if self.control.socket.as_os_str().is_empty() {
             err(
                 "control.socket".into(),

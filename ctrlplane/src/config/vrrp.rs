@@ -358,3 +358,72 @@ pub fn validate(
         }
     }
 }
+
+/// keepalived's `lvs_sync_daemon` (ipvsadm's --start-daemon): the kernel's connection
+/// sync, master while `vrrp_instance` is MASTER and backup otherwise (both at once
+/// without an instance).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LvsSyncConf {
+    /// The rvs port whose kernel twin carries the sync messages.
+    pub interface: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp_instance: Option<String>,
+    /// keepalived's `id`: messages of another syncid are ignored (0 takes any).
+    #[serde(default)]
+    pub syncid: u8,
+    /// The largest message, bytes (keepalived's `maxlen`; the kernel's MTU - 28).
+    #[serde(default = "maxlen")]
+    pub maxlen: u16,
+    #[serde(default = "sync_port")]
+    pub port: u16,
+    #[serde(default = "sync_group")]
+    pub group: Addr,
+    /// Send to this address instead of the multicast group (unicast sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Addr>,
+}
+
+fn maxlen() -> u16 {
+    1472
+}
+fn sync_port() -> u16 {
+    8848
+}
+fn sync_group() -> Addr {
+    Addr(std::net::Ipv4Addr::new(224, 0, 0, 81))
+}
+
+/// Checks of `lvs_sync_daemon`.
+pub fn validate_sync(
+    s: &LvsSyncConf,
+    instances: &[VrrpInstanceConf],
+    port_has_twin: impl Fn(&str) -> Option<bool>,
+    err: &mut impl FnMut(String, String),
+) {
+    match port_has_twin(&s.interface) {
+        None => err(
+            "lvs_sync_daemon.interface".into(),
+            format!("no port named {:?}", s.interface),
+        ),
+        Some(false) => err(
+            "lvs_sync_daemon.interface".into(),
+            format!(
+                "port {:?} has no kernel twin: sync messages use the exception path",
+                s.interface
+            ),
+        ),
+        Some(true) => {}
+    }
+    if let Some(v) = &s.vrrp_instance {
+        if !instances.iter().any(|i| &i.name == v) {
+            err(
+                "lvs_sync_daemon.vrrp_instance".into(),
+                format!("no vrrp_instance named {v:?}"),
+            );
+        }
+    }
+    if !(128..=9000).contains(&s.maxlen) {
+        err("lvs_sync_daemon.maxlen".into(), "128 to 9000 bytes".into());
+    }
+}

@@ -37,6 +37,7 @@ pub struct WorkerCtx {
     pub stop: Arc<AtomicBool>,
     pub idle: IdlePolicy,
     pub burst: usize,
+    pub sync: Option<Arc<crate::ipvs::sync::SyncRings>>,
 }
 
 /// The lcores running workers; `wait` joins them.
@@ -234,6 +235,7 @@ fn run_worker(ctx: WorkerCtx) {
         WorkerParts {
             stats: ctx.stats.clone(),
             ipvs_stats: ctx.ipvs_stats.clone(),
+            sync: ctx.sync.clone(),
             ..WorkerParts::new(
                 ctx.cell.clone(),
                 ctx.mail.clone(),

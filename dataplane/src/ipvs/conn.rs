@@ -86,7 +86,8 @@ pub struct Conn {
     pub proto: u8,
     pub state: u8,
     pub flags: u8,
-    _pad: u8,
+    /// Packets counted toward the next sync (`ipvs::sync`), modulo the sync period.
+    pub sync_pkts: u8,
     /// Expiry, in seconds of the worker's clock.
     pub expires: u32,
     /// The real server's slot (see `ipvs::DEST_SLOTS`).
@@ -135,7 +136,7 @@ impl Conn {
                 } else {
                     flags::NOOUTPUT
                 },
-            _pad: 0,
+            sync_pkts: 0,
             expires: 0,
             dest: slot,
             control: NIL,

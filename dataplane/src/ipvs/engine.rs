@@ -73,9 +73,14 @@ pub struct IpvsWorker {
     pub(super) ip_ident: u16,
     last_sched_expire: u64,
     /// The engine's clock in seconds (connection expiry), set once per burst.
-    now_s: u32,
+    pub(super) now_s: u32,
     seed: u64,
     pub(super) frags: Frags,
+    /// Connection sync: the ring to the control plane, and whether this director is
+    /// the sync MASTER (read once per burst).
+    pub(super) sync: Option<std::sync::Arc<super::sync::SyncRings>>,
+    pub(super) sync_master: bool,
+    pub(super) worker: usize,
 }
 
 /// `IpvsWorker::prefetch` found nothing to look up.
@@ -119,6 +124,9 @@ impl IpvsWorker {
             now_s: 0,
             seed,
             frags: Frags::default(),
+            sync: None,
+            sync_master: false,
+            worker,
         }
     }
 
@@ -184,11 +192,20 @@ impl IpvsWorker {
         }
     }
 
+    /// Connects this worker to the connection sync rings.
+    pub fn attach_sync(&mut self, rings: std::sync::Arc<super::sync::SyncRings>) {
+        self.sync = Some(rings);
+    }
+
     /// Sets the engine's clock: the worker calls it before each burst (and each frame
     /// handled on its own), so a packet pays no division for its expiry time.
     #[inline]
     pub fn set_clock(&mut self, now_ms: u64) {
         self.now_s = (now_ms / 1000) as u32;
+        self.sync_master = self
+            .sync
+            .as_ref()
+            .is_some_and(|r| r.master.load(std::sync::atomic::Ordering::Relaxed));
     }
 
     /// Prefetches the connection-table bucket of a parsed TCP/UDP packet. Called for a
@@ -334,6 +351,7 @@ impl IpvsWorker {
                 .conns
                 .extend_in_state(ci, TcpState::Established as u8, t)
             {
+                self.sync_after(ci, false);
                 return;
             }
         }
@@ -345,11 +363,13 @@ impl IpvsWorker {
         } else {
             (state::UDP_STATE, self.timeouts.udp)
         };
-        if h.proto == protocol::TCP && new != c.state {
+        let changed = new != c.state;
+        if h.proto == protocol::TCP && changed {
             self.account_state(ci, new == TcpState::Established as u8);
         }
         self.conns.get_mut(ci).state = new;
         self.conns.set_expires(ci, now_s + timeout);
+        self.sync_after(ci, changed);
     }
 }
 

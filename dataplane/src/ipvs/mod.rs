@@ -9,7 +9,8 @@
 //! - `frag`: IP fragments; `icmp`: ICMP errors, translated and originated;
 //! - `dest`: real-server accounting; `list`: the `ipvsadm -L -c` listing;
 //! - `conn`: the connection table; `state`: the TCP state machine; `service`: the
-//!   IPVS part of the snapshot; `stats`: counters.
+//!   IPVS part of the snapshot; `stats`: counters; `sync`: connection sync (what a
+//!   MASTER hands over, what a BACKUP installs).
 //!
 //! Every packet arrives with its header parsed once (`packet::IpHdr`) and leaves with
 //! `Ok(Verdict)` or `Err(DropReason)`, counted once by the worker.
@@ -28,6 +29,9 @@ mod schedule;
 pub mod service;
 pub mod state;
 pub mod stats;
+pub mod sync;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;
 mod xmit;

@@ -86,6 +86,11 @@ fn tuple_owner(ipvs: &IpvsTable, t: &Tuple, workers: usize) -> usize {
     endpoint_hash(addr, port) % workers
 }
 
+/// The worker of a client endpoint (address, and port unless 0).
+pub fn endpoint_owner(a: Ipv4Addr, p: u16, workers: usize) -> usize {
+    endpoint_hash(a, p) % workers.max(1)
+}
+
 fn endpoint_hash(a: Ipv4Addr, p: u16) -> usize {
     let x = (u64::from(u32::from(a)) << 16 | u64::from(p)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (x >> 40) as usize

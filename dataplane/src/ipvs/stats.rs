@@ -50,6 +50,11 @@ pub struct IpvsStats {
     pub toa_skipped: Counter,
     /// ICMP errors about tracked connections translated and forwarded.
     pub icmp_translated: Counter,
+    /// Connections handed to the sync sender, or dropped because its ring was full.
+    pub sync_handed: Counter,
+    pub sync_dropped: Counter,
+    /// Connections a MASTER synced, installed here.
+    pub sync_installed: Counter,
 }
 
 impl IpvsStats {
@@ -76,6 +81,9 @@ impl Default for IpvsStats {
             redirected_in: Counter::default(),
             toa_skipped: Counter::default(),
             icmp_translated: Counter::default(),
+            sync_handed: Counter::default(),
+            sync_dropped: Counter::default(),
+            sync_installed: Counter::default(),
         }
     }
 }

@@ -15,18 +15,19 @@ use crate::worker::{Mailboxes, Redirect, WorkerCore, WorkerParts};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-const DMAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xd0]);
-const CMAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xc1]);
-const RMAC: [MacAddr; 2] = [
+pub(super) const DMAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xd0]);
+pub(super) const CMAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xc1]);
+pub(super) const RMAC: [MacAddr; 2] = [
     MacAddr([2, 0, 0, 0, 0, 0x11]),
     MacAddr([2, 0, 0, 0, 0, 0x12]),
 ];
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
-const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
-const RIP: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 0, 11), Ipv4Addr::new(198, 18, 0, 12)];
+pub(super) const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+pub(super) const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
+pub(super) const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+pub(super) const RIP: [Ipv4Addr; 2] =
+    [Ipv4Addr::new(198, 18, 0, 11), Ipv4Addr::new(198, 18, 0, 12)];
 
-fn service(fwd: Fwd, weights: &[u32], persistence: Option<u32>) -> Service {
+pub(super) fn service(fwd: Fwd, weights: &[u32], persistence: Option<u32>) -> Service {
     let dests: Vec<RealServer> = weights
         .iter()
         .enumerate()
@@ -69,7 +70,7 @@ fn udp_service(fwd: Fwd) -> Service {
     }
 }
 
-fn snapshot(services: Vec<Service>, nodest: bool) -> Snapshot {
+pub(super) fn snapshot(services: Vec<Service>, nodest: bool) -> Snapshot {
     let ports = vec![PortInfo {
         name: "lan0".into(),
         mac: DMAC,
@@ -111,15 +112,15 @@ fn owner(snap: &Snapshot, ip: &[u8], workers: usize) -> usize {
     super::owner(&snap.ipvs, &h, ip, workers)
 }
 
-struct Rig {
-    w: WorkerCore<HeapFrame>,
+pub(super) struct Rig {
+    pub(super) w: WorkerCore<HeapFrame>,
     cell: Arc<SnapshotCell>,
     io: CaptureIo,
     stats: Arc<WorkerStats>,
 }
 
 impl Rig {
-    fn new(snap: Snapshot, capacity: usize) -> Rig {
+    pub(super) fn new(snap: Snapshot, capacity: usize) -> Rig {
         let cell = Arc::new(SnapshotCell::new(snap));
         let parts = WorkerParts::alone(cell.clone(), capacity);
         let stats = parts.stats.clone();
@@ -129,7 +130,7 @@ impl Rig {
         io.sent.clear();
         Rig { w, cell, io, stats }
     }
-    fn rx(&mut self, f: Vec<u8>, now_ms: u64) -> Vec<Vec<u8>> {
+    pub(super) fn rx(&mut self, f: Vec<u8>, now_ms: u64) -> Vec<Vec<u8>> {
         self.w.poll_control(now_ms, &mut self.io);
         self.w
             .handle(HeapFrame::from_bytes(&f), 0, now_ms, &mut self.io);
@@ -144,7 +145,7 @@ impl Rig {
     }
 }
 
-fn to_dir(src: MacAddr) -> Link {
+pub(super) fn to_dir(src: MacAddr) -> Link {
     Link { src, dst: DMAC }
 }
 
@@ -153,7 +154,7 @@ fn ip_of(f: &[u8]) -> Ipv4Packet<&[u8]> {
 }
 
 /// (src, sport, dst, dport, flags) of a TCP frame, after checking every checksum.
-fn tcp_of(f: &[u8]) -> (IpAddr, u16, IpAddr, u16, u8) {
+pub(super) fn tcp_of(f: &[u8]) -> (IpAddr, u16, IpAddr, u16, u8) {
     match dissect(f).unwrap().l3 {
         L3Summary::Ip {
             src,
@@ -173,7 +174,7 @@ fn tcp_of(f: &[u8]) -> (IpAddr, u16, IpAddr, u16, u8) {
     }
 }
 
-fn syn(cport: u16) -> Vec<u8> {
+pub(super) fn syn(cport: u16) -> Vec<u8> {
     build::tcp(
         to_dir(CMAC),
         (CIP, cport),
@@ -914,7 +915,7 @@ fn unchanged_services_keep_scheduler_state_across_publishes() {
 }
 
 /// A client's data segment on connection `cport`.
-fn data(cport: u16) -> Vec<u8> {
+pub(super) fn data(cport: u16) -> Vec<u8> {
     build::tcp(
         to_dir(CMAC),
         (CIP, cport),

@@ -1,0 +1,160 @@
+//! Connection sync at the packet level: what a MASTER worker hands over (and when, by
+//! the kernel's rule), and that a BACKUP worker which installed it forwards the next
+//! packet of the connection to the same real server.
+
+use super::conn::Fwd;
+use super::sync::{SyncConn, SyncRings, SYNC_PERIOD, SYNC_THRESHOLD};
+use super::tests::{data, service, snapshot, syn, tcp_of, to_dir, Rig, CIP, CMAC, RIP, RMAC, VIP};
+use crate::packet::build;
+use crate::packet::tcp::flags as tf;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+/// A worker that is the sync MASTER of a NAT service over two servers.
+fn master() -> (Rig, std::sync::Arc<SyncRings>) {
+    let mut r = Rig::new(
+        snapshot(vec![service(Fwd::Nat, &[1, 1], None)], false),
+        1024,
+    );
+    let rings = SyncRings::new(1, 64);
+    rings.master.store(true, Ordering::Relaxed);
+    r.w.ipvs.attach_sync(rings.clone());
+    (r, rings)
+}
+
+fn handed(rings: &SyncRings) -> Vec<SyncConn> {
+    let mut v = Vec::new();
+    rings.drain(0, 64, &mut v);
+    v
+}
+
+fn synack(cport: u16) -> Vec<u8> {
+    build::tcp(
+        to_dir(RMAC[0]),
+        (RIP[0], 8080),
+        (CIP, cport),
+        (5000, 1001),
+        tf::SYN | tf::ACK,
+        &[],
+        b"",
+    )
+}
+
+#[test]
+fn established_connections_are_handed_over_on_the_3rd_packet_and_every_50th() {
+    let (mut r, rings) = master();
+    r.rx(syn(40000), 0);
+    r.rx(synack(40000), 1);
+    assert!(handed(&rings).is_empty(), "not synced before ESTABLISHED");
+    // ESTABLISHED from here: packets before the threshold are not synced, it is.
+    for t in 1..u64::from(SYNC_THRESHOLD) {
+        r.rx(data(40000), 1 + t);
+    }
+    assert!(handed(&rings).is_empty());
+    r.rx(data(40000), 4);
+    let h = handed(&rings);
+    assert_eq!(h.len(), 1);
+    let c = h[0];
+    assert_eq!(
+        (c.proto, c.caddr, c.cport, c.vaddr, c.vport, c.daddr, c.dport, c.fwd, c.state),
+        (6, CIP, 40000, VIP, 80, RIP[0], 8080, Fwd::Nat, 1)
+    );
+    assert_eq!(c.timeout, 900, "the ESTABLISHED timeout");
+    for i in 0..u64::from(SYNC_PERIOD) - 1 {
+        r.rx(data(40000), 5 + i);
+    }
+    assert!(handed(&rings).is_empty());
+    r.rx(data(40000), 100);
+    assert_eq!(handed(&rings).len(), 1, "again {SYNC_PERIOD} packets later");
+    // The client's FIN moves it to CLOSE_WAIT: synced at once.
+    let fin = build::tcp(
+        to_dir(CMAC),
+        (CIP, 40000),
+        (VIP, 80),
+        (1002, 1),
+        tf::FIN | tf::ACK,
+        &[],
+        b"",
+    );
+    r.rx(fin, 101);
+    let h = handed(&rings);
+    assert_eq!(
+        (h.len(), h[0].state),
+        (1, 7),
+        "CLOSE_WAIT (the client's FIN), at once"
+    );
+    assert_eq!(r.w.ipvs.stats.sync_handed.get(), 3);
+}
+
+#[test]
+fn a_backup_forwards_a_synced_connection_to_the_same_server() {
+    let (mut m, rings) = master();
+    // The master's first connection went to RIP[0]; make the synced one go to RIP[1].
+    m.rx(syn(39999), 0);
+    m.rx(syn(40000), 0);
+    let sa = build::tcp(
+        to_dir(RMAC[1]),
+        (RIP[1], 8080),
+        (CIP, 40000),
+        (5000, 1001),
+        tf::SYN | tf::ACK,
+        &[],
+        b"",
+    );
+    m.rx(sa, 1);
+    for t in 2..5 {
+        m.rx(data(40000), t);
+    }
+    let synced = handed(&rings);
+    assert_eq!(synced.len(), 1);
+    assert_eq!(synced[0].daddr, RIP[1]);
+    // A backup (not a sync master) installs it...
+    let mut b = Rig::new(
+        snapshot(vec![service(Fwd::Nat, &[1, 1], None)], false),
+        1024,
+    );
+    b.w.ipvs.set_clock(10_000);
+    let snap = b.w.snapshot().clone();
+    assert!(b.w.ipvs.install_synced(&synced[0], &snap.ipvs));
+    assert_eq!(
+        b.w.ipvs.dest_counts(1),
+        (1, 0, 0),
+        "active on the same server"
+    );
+    // ...and the next data segment goes to RIP[1], where a fresh scheduler would have
+    // sent a new connection to RIP[0].
+    let out = b.rx(data(40000), 10_001);
+    assert_eq!(out.len(), 1);
+    assert_eq!(tcp_of(&out[0]).2, IpAddr::from(RIP[1]));
+    // Installing it again refreshes it rather than adding a second entry.
+    assert!(b.w.ipvs.install_synced(&synced[0], &snap.ipvs));
+    assert_eq!(b.w.ipvs.conns.len(), 1);
+    assert_eq!(b.w.ipvs.stats.sync_installed.get(), 1);
+}
+
+#[test]
+fn a_connection_of_an_unknown_server_is_refused() {
+    let mut b = Rig::new(
+        snapshot(vec![service(Fwd::Nat, &[1, 1], None)], false),
+        1024,
+    );
+    let snap = b.w.snapshot().clone();
+    let c = SyncConn {
+        proto: 6,
+        caddr: CIP,
+        cport: 1,
+        vaddr: VIP,
+        vport: 80,
+        daddr: std::net::Ipv4Addr::new(198, 18, 0, 99),
+        dport: 8080,
+        laddr: std::net::Ipv4Addr::UNSPECIFIED,
+        lport: 0,
+        fwd: Fwd::Nat,
+        template: false,
+        state: 1,
+        timeout: 900,
+    };
+    assert!(!b.w.ipvs.install_synced(&c, &snap.ipvs));
+    assert_eq!(b.w.ipvs.conns.len(), 0);
+    let _ = &mut b;
+}
