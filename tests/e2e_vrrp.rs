@@ -607,3 +607,105 @@ fn an_established_fullnat_connection_survives_the_masters_death() {
         &format!("    local_addresses: [\"{LIP}\"]\n"),
     );
 }
+
+const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
+
+/// `rvsadm ARGS` against director `i`: its standard output (it must succeed).
+fn rvsadm(l: &HaLab, i: usize, args: &[&str]) -> String {
+    let o = std::process::Command::new(RVSADM)
+        .arg("--socket")
+        .arg(&l.rvsd(i).socket)
+        .args(args)
+        .output()
+        .expect("rvsadm");
+    assert!(o.status.success(), "rvsadm {args:?}: {o:?}");
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// ipvsadm's way: `--start-daemon master|backup --mcast-interface IF --syncid N`,
+/// `-L --daemon` in ipvsadm's words, `--stop-daemon`; a connection made on the master
+/// reaches the backup's table.
+#[test]
+fn ipvsadm_starts_and_stops_the_sync_daemons() {
+    let mut l = HaLab::new();
+    let a = director_config(0, &instance(150, 3, "0.1", ""), &nat_service());
+    let b = director_config(1, &instance(100, 3, "0.1", ""), &nat_service());
+    l.start(0, path(), &a);
+    l.start(1, path(), &b);
+    eventually("A MASTER", TAKEOVER, || {
+        (state(l.rvsd(0)) == "MASTER").then_some(())
+    });
+    assert_eq!(rvsadm(&l, 0, &["-L", "--daemon"]), "");
+    rvsadm(
+        &l,
+        0,
+        &[
+            "--start-daemon",
+            "master",
+            "--mcast-interface",
+            "lan0",
+            "--syncid",
+            "3",
+        ],
+    );
+    rvsadm(
+        &l,
+        1,
+        &[
+            "--start-daemon",
+            "backup",
+            "--mcast-interface",
+            "lan0k",
+            "--syncid",
+            "3",
+        ],
+    );
+    assert_eq!(
+        rvsadm(&l, 0, &["-L", "--daemon"]),
+        "master sync daemon (mcast=lan0, syncid=3)\n"
+    );
+    assert_eq!(
+        rvsadm(&l, 1, &["-L", "--daemon"]),
+        "backup sync daemon (mcast=lan0, syncid=3)\n"
+    );
+    // A second master is refused, as ipvsadm's kernel does.
+    let again = std::process::Command::new(RVSADM)
+        .arg("--socket")
+        .arg(&l.rvsd(0).socket)
+        .args(["--start-daemon", "master"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+    // A keep-alive connection through A appears in B's table.
+    let ns = l.client.ns.clone();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        testkit::net::enter(&ns);
+        let mut c = testkit::net::HttpConn::connect(v4(VIP, 80), Duration::from_secs(5)).unwrap();
+        for _ in 0..4 {
+            c.get().unwrap();
+        }
+        port_tx.send(c.local_port()).unwrap();
+        let _ = wait.recv();
+    });
+    let port = port_rx.recv().unwrap();
+    let b_sock = l.rvsd(1).socket.clone();
+    eventually(
+        "B holds the connection",
+        TAKEOVER,
+        || match ctrlplane::ctl::call(&b_sock, &ctrlplane::ctl::Request::Connections) {
+            Ok(ctrlplane::ctl::Response::Connections { conns }) => {
+                conns.iter().any(|c| c.cport == port).then_some(())
+            }
+            _ => None,
+        },
+    );
+    drop(done);
+    t.join().unwrap();
+    rvsadm(&l, 1, &["--stop-daemon", "backup"]);
+    assert_eq!(rvsadm(&l, 1, &["-L", "--daemon"]), "");
+    rvsadm(&l, 0, &["--stop-daemon", "master"]);
+    assert_eq!(rvsadm(&l, 0, &["-L", "--daemon"]), "");
+}

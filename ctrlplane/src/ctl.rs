@@ -37,6 +37,8 @@ pub enum Request {
     Health,
     /// Every VRRP instance's state.
     Vrrp,
+    /// The sync daemon's role and counters (`-L --daemon`).
+    Sync,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +68,9 @@ pub enum Response {
     },
     Vrrp {
         instances: Vec<crate::vrrp::InstanceStatus>,
+    },
+    Sync {
+        daemon: Option<crate::sync::SyncStatus>,
     },
     Error {
         message: String,

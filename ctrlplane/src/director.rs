@@ -84,23 +84,27 @@ pub struct Director {
     pub cfg: Config,
     pub config_path: PathBuf,
     builder: Builder,
-    cell: Arc<SnapshotCell>,
+    pub(crate) cell: Arc<SnapshotCell>,
     hw: Vec<PortHw>,
     ipvs_stats: Vec<Arc<IpvsStats>>,
-    mail: Option<Arc<Mailboxes>>,
+    pub(crate) mail: Option<Arc<Mailboxes>>,
     svc_est: Vec<Est>,
     dest_est: Vec<Est>,
     svc_base: Vec<[u64; 5]>,
     dest_base: Vec<[u64; 5]>,
     /// The health checker, and the overlay its probes make: applied on top of `cfg`
     /// when a snapshot is built, never written into `cfg`.
-    health: Option<Health>,
-    overlay: Overlay,
+    pub(crate) health: Option<Health>,
+    pub(crate) overlay: Overlay,
     /// VRRP, and what it makes of the addresses (owned while MASTER, else standing by).
-    vrrp: Option<crate::vrrp::Vrrp>,
-    ha: crate::snapshot::Ha,
+    pub(crate) vrrp: Option<crate::vrrp::Vrrp>,
+    pub(crate) ha: crate::snapshot::Ha,
     /// Connection sync (keepalived's lvs_sync_daemon), its role following VRRP.
-    sync: Option<crate::sync::SyncDaemon>,
+    pub(crate) sync: Option<crate::sync::SyncDaemon>,
+    /// The workers' sync rings (the daemon may start later, from ipvsadm).
+    pub(crate) sync_rings: Option<Arc<dataplane::ipvs::sync::SyncRings>>,
+    /// ipvsadm's --start-daemon roles, when no VRRP instance drives the daemon.
+    pub(crate) sync_roles: (bool, bool),
 }
 
 impl Director {
@@ -131,88 +135,9 @@ impl Director {
             vrrp: None,
             ha: crate::snapshot::Ha::default(),
             sync: None,
+            sync_rings: None,
+            sync_roles: (false, false),
         }
-    }
-
-    /// Starts connection sync over the workers' `rings` (on the control plane's
-    /// runtime), when the configuration asks for it.
-    pub fn attach_sync(
-        &mut self,
-        rings: Arc<dataplane::ipvs::sync::SyncRings>,
-    ) -> Result<(), String> {
-        let (Some(handle), Some(mail)) =
-            (self.health.as_ref().and_then(Health::handle), &self.mail)
-        else {
-            return Err("the control plane's runtime is not running".into());
-        };
-        self.sync = crate::sync::SyncDaemon::start(
-            &handle,
-            &self.cfg,
-            rings,
-            mail.clone(),
-            self.cell.clone(),
-        )?;
-        self.follow_sync_role();
-        Ok(())
-    }
-
-    /// The sync daemon is MASTER while its VRRP instance is (keepalived's rule).
-    fn follow_sync_role(&self) {
-        let Some(s) = &self.sync else {
-            return;
-        };
-        if let Some(name) = &s.conf.vrrp_instance {
-            let master = self
-                .vrrp_status()
-                .iter()
-                .any(|i| &i.name == name && i.state == crate::vrrp::fsm::State::Master);
-            s.set_master(master);
-        }
-    }
-
-    /// The sync daemon's role and counters, for `-L --daemon` and the metrics.
-    pub fn sync_status(&self) -> Option<crate::sync::SyncStatus> {
-        self.sync.as_ref().map(|s| s.status())
-    }
-
-    /// Starts the configuration's VRRP instances on the health checker's runtime (one
-    /// runtime for the control plane); from now on VRRP decides which virtual addresses
-    /// are owned. Without instances nothing changes.
-    pub fn attach_vrrp(&mut self) -> Result<(), String> {
-        let Some(handle) = self.health.as_ref().and_then(Health::handle) else {
-            return Err("the control plane's runtime is not running".into());
-        };
-        self.vrrp = crate::vrrp::Vrrp::start(&handle, &self.cfg)?;
-        if let Some(v) = &self.vrrp {
-            v.quorum(self.overlay.quorum_lost.clone());
-            self.ha = v.ha();
-            self.publish();
-        }
-        Ok(())
-    }
-
-    /// Takes VRRP's address overlay if an instance changed state; publishes then.
-    pub fn refresh_vrrp(&mut self) {
-        if let Some(ha) = self.vrrp.as_ref().and_then(crate::vrrp::Vrrp::poll) {
-            if ha != self.ha {
-                self.ha = ha;
-                self.publish();
-            }
-            self.follow_sync_role();
-        }
-    }
-
-    /// Stops VRRP (a MASTER sends priority 0 first) and connection sync.
-    pub fn stop_vrrp(&mut self) {
-        self.sync = None;
-        if let Some(v) = self.vrrp.take() {
-            v.stop();
-        }
-    }
-
-    /// Every VRRP instance's state, for `rvsadm --vrrp`.
-    pub fn vrrp_status(&self) -> Vec<crate::vrrp::InstanceStatus> {
-        self.vrrp.as_ref().map(|v| v.status()).unwrap_or_default()
     }
 
     /// Starts checking the configuration's real servers with `h`; from now on their
@@ -266,7 +191,7 @@ impl Director {
     }
 
     /// Builds and publishes the running configuration; returns the generation.
-    fn publish(&mut self) -> u64 {
+    pub(crate) fn publish(&mut self) -> u64 {
         let stats = &self.ipvs_stats;
         let in_use = |slot: u32| {
             stats.iter().any(|w| {
@@ -293,6 +218,13 @@ impl Director {
             match c {
                 Command::Zero(key) => {
                     self.zero(*key);
+                    continue;
+                }
+                Command::StartDaemon { .. } | Command::StopDaemon { .. } => {
+                    // Runs at once (as ipvsadm's do); the running configuration
+                    // records the daemon.
+                    self.sync_daemon_command(c)?;
+                    next.lvs_sync_daemon = self.cfg.lvs_sync_daemon.clone();
                     continue;
                 }
                 c => edit(&mut next, c)?,
@@ -662,7 +594,12 @@ pub fn edit(cfg: &mut Config, c: &Command) -> Result<(), String> {
                 t.udp = *udp;
             }
         }
-        Command::Zero(_) | Command::List(..) | Command::Save(_) | Command::Restore => {}
+        Command::Zero(_)
+        | Command::List(..)
+        | Command::Save(_)
+        | Command::Restore
+        | Command::StartDaemon { .. }
+        | Command::StopDaemon { .. } => {}
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod ctl;
 pub mod director;
+pub mod ha;
 pub mod health;
 pub mod ipvsadm;
 pub mod kernel;

@@ -18,6 +18,8 @@ Usage:
   rvsadm -L|l [virtual-service] [options]
   rvsadm -Z [virtual-service]
   rvsadm --set tcp tcpfin udp
+  rvsadm --start-daemon master|backup [--mcast-interface port] [--syncid N] | --stop-daemon master|backup
+  rvsadm -L --daemon
   rvsadm --status | --counters | --health | --vrrp | --reload | --save-config FILE
 Options:
   --tcp-service  -t service-address   service-address is host[:port]
@@ -149,7 +151,12 @@ fn run(o: &Opts) -> Result<(), String> {
     let cmd = parse::parse(&o.rest).unwrap_or_else(|e| usage_error(&e.0));
     match cmd {
         Command::List(key, f) => {
-            if f.timeout {
+            if f.daemon {
+                let Response::Sync { daemon } = call(o, Request::Sync)? else {
+                    return Err("unexpected answer".into());
+                };
+                print!("{}", format_daemon(daemon.as_ref()));
+            } else if f.timeout {
                 let Response::Listing {
                     timeouts: (a, b, c),
                     ..
@@ -248,6 +255,23 @@ fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
         (other, _) => return Err(format!("rvsadm: unexpected answer {other:?}")),
     }
     Ok(())
+}
+
+/// ipvsadm's `-L --daemon`: a line per running sync daemon.
+fn format_daemon(d: Option<&ctrlplane::sync::SyncStatus>) -> String {
+    let Some(d) = d else {
+        return String::new();
+    };
+    let mut o = String::new();
+    for (on, role) in [(d.master, "master"), (d.backup, "backup")] {
+        if on {
+            o += &format!(
+                "{role} sync daemon (mcast={}, syncid={})\n",
+                d.interface, d.syncid
+            );
+        }
+    }
+    o
 }
 
 /// One line per VRRP instance: its state, priority, master and timers.

@@ -164,11 +164,9 @@ impl Daemon {
         let ipvs_stats: Vec<Arc<IpvsStats>> =
             (0..w).map(|_| Arc::new(IpvsStats::default())).collect();
         let conn_capacity = cfg.ipvs.connections;
-        // Connection sync's rings, one per worker, when the configuration syncs.
-        let sync_rings = cfg
-            .lvs_sync_daemon
-            .is_some()
-            .then(|| dataplane::ipvs::sync::SyncRings::new(w, 16384));
+        // Connection sync's rings, one per worker: the daemon starts from the
+        // configuration or later from ipvsadm's --start-daemon.
+        let sync_rings = Some(dataplane::ipvs::sync::SyncRings::new(w, 16384));
         let (idle, burst) = (cfg.dataplane.idle, cfg.dataplane.burst);
         let director = Director::new(
             cfg,
@@ -332,6 +330,9 @@ impl Daemon {
                 },
                 Request::Vrrp => Response::Vrrp {
                     instances: d.vrrp_status(),
+                },
+                Request::Sync => Response::Sync {
+                    daemon: d.sync_status(),
                 },
             }
         })?;

@@ -56,6 +56,8 @@ pub struct ListFormat {
     pub timeout: bool,
     pub exact: bool,
     pub sort: bool,
+    /// `--daemon`: the sync daemons instead of the services.
+    pub daemon: bool,
 }
 
 /// One ipvsadm command.
@@ -78,6 +80,16 @@ pub enum Command {
     Save(bool),
     /// `-R`: commands read from standard input.
     Restore,
+    /// `--start-daemon master|backup [--mcast-interface IF] [--syncid N]`
+    StartDaemon {
+        master: bool,
+        interface: Option<String>,
+        syncid: u8,
+    },
+    /// `--stop-daemon master|backup`
+    StopDaemon {
+        master: bool,
+    },
 }
 
 impl Command {

@@ -37,6 +37,11 @@ const OPTIONS: &[(Option<char>, &str, Arg, &str)] = &[
     (Some('l'), "list", Arg::None, "list"),
     (Some('Z'), "zero", Arg::None, "zero"),
     (None, "set", Arg::Required, "set"),
+    (None, "start-daemon", Arg::Required, "start-daemon"),
+    (None, "stop-daemon", Arg::Required, "stop-daemon"),
+    (None, "mcast-interface", Arg::Required, "mcast-interface"),
+    (None, "syncid", Arg::Required, "syncid"),
+    (None, "daemon", Arg::None, "daemon"),
     (Some('t'), "tcp-service", Arg::Required, "tcp-service"),
     (Some('u'), "udp-service", Arg::Required, "udp-service"),
     (None, "sctp-service", Arg::Required, "sctp-service"),
@@ -82,6 +87,8 @@ const COMMANDS: &[&str] = &[
     "list",
     "zero",
     "set",
+    "start-daemon",
+    "stop-daemon",
 ];
 
 /// Which options each command accepts (ipvsadm's commands_v_options table, in words).
@@ -98,6 +105,7 @@ fn allowed(cmd: &str, opt: &str) -> bool {
         "exact",
         "sort",
         "nosort",
+        "daemon",
     ];
     match cmd {
         "add-service" | "edit-service" => {
@@ -128,6 +136,7 @@ fn allowed(cmd: &str, opt: &str) -> bool {
         "delete-server" => svc.contains(&opt) || opt == "real-server",
         "list" => svc.contains(&opt) || list.contains(&opt),
         "save" => opt == "numeric",
+        "start-daemon" => ["mcast-interface", "syncid"].contains(&opt),
         "zero" => svc.contains(&opt),
         _ => false,
     }
@@ -322,8 +331,11 @@ fn parse_with(
     let mut rs: Option<String> = None;
     let mut fmt = ListFormat::default();
     let mut set = None;
+    let (mut daemon_role, mut mcast, mut syncid) = (None, None, 0u8);
+    // Commands that carry a value (--set's three, --start-daemon's role).
+    let valued = |n: &str| ["set", "start-daemon", "stop-daemon"].contains(&n);
     for (name, msg, value) in &toks {
-        if COMMANDS.contains(name) && *name != "set" {
+        if COMMANDS.contains(name) && !valued(name) {
             continue;
         }
         match *name {
@@ -337,12 +349,22 @@ fn parse_with(
             "ops" => return err("one-packet scheduling (-o) is not supported yet"),
             _ => {}
         }
-        if *name != "set" && !allowed(cmd, msg) {
+        if !valued(name) && !allowed(cmd, msg) {
             return err(format!("Illegal '{msg}' option with the '{cmd}' command"));
         }
         let v = value.clone().unwrap_or_default();
         match *name {
             "set" => set = Some(v),
+            "start-daemon" | "stop-daemon" => {
+                daemon_role = Some(match v.as_str() {
+                    "master" => true,
+                    "backup" => false,
+                    _ => return err(format!("{v:?}: the sync daemon is master or backup")),
+                })
+            }
+            "mcast-interface" => mcast = Some(v),
+            "syncid" => syncid = number(&v, "syncid", 255)? as u8,
+            "daemon" => fmt.daemon = true,
             "tcp-service" | "udp-service" => {
                 if key_proto.is_some() {
                     return err("only one service may be given");
@@ -468,6 +490,14 @@ fn parse_with(
                 _ => return err("--set needs three values: tcp tcpfin udp"),
             }
         }
+        "start-daemon" => Command::StartDaemon {
+            master: daemon_role.unwrap_or(true),
+            interface: mcast,
+            syncid,
+        },
+        "stop-daemon" => Command::StopDaemon {
+            master: daemon_role.unwrap_or(true),
+        },
         _ => Command::List(key, fmt),
     })
 }
@@ -616,6 +646,23 @@ mod tests {
         assert!(matches!(
             p("-L --timeout").unwrap(),
             Command::List(None, ListFormat { timeout: true, .. })
+        ));
+        assert_eq!(
+            p("--start-daemon master --mcast-interface lan0 --syncid 7").unwrap(),
+            Command::StartDaemon {
+                master: true,
+                interface: Some("lan0".into()),
+                syncid: 7
+            }
+        );
+        assert_eq!(
+            p("--stop-daemon backup").unwrap(),
+            Command::StopDaemon { master: false }
+        );
+        assert!(p("--start-daemon both").is_err());
+        assert!(matches!(
+            p("-L --daemon").unwrap(),
+            Command::List(None, ListFormat { daemon: true, .. })
         ));
     }
 

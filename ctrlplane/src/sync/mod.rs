@@ -38,7 +38,9 @@ pub struct SyncStats {
 pub struct SyncStatus {
     pub interface: String,
     pub syncid: u8,
+    /// Sending (a master) and receiving (a backup).
     pub master: bool,
+    pub backup: bool,
     pub messages_sent: u64,
     pub messages_received: u64,
     pub conns_sent: u64,
@@ -134,6 +136,7 @@ impl SyncDaemon {
             interface: self.conf.interface.clone(),
             syncid: self.conf.syncid,
             master: self.rings.master.load(Ordering::Relaxed),
+            backup: true,
             messages_sent: g(&self.stats.messages_sent),
             messages_received: g(&self.stats.messages_received),
             conns_sent: g(&self.stats.conns_sent),

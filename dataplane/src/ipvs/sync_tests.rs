@@ -158,3 +158,59 @@ fn a_connection_of_an_unknown_server_is_refused() {
     assert_eq!(b.w.ipvs.conns.len(), 0);
     let _ = &mut b;
 }
+
+/// With several workers, a synced connection goes to the worker that will own its
+/// packets: the owner function of a packet of that connection (both directions).
+#[test]
+fn a_synced_connection_goes_to_the_owner_of_its_packets() {
+    use super::sync::sync_owner;
+    for fwd in [Fwd::Nat, Fwd::Dr, Fwd::FullNat] {
+        for persistence in [None, Some(300)] {
+            let snap = snapshot(vec![service(fwd, &[1, 1], persistence)], false);
+            for workers in [2, 3, 4] {
+                for cport in 40000..40040u16 {
+                    let request = data(cport);
+                    let by_packet = super::tests::owner(&snap, &request[14..], workers);
+                    // FULLNAT: the owner allocated the local port from its share.
+                    let lport = if fwd == Fwd::FullNat {
+                        (2000 + cport % 97) * workers as u16 + by_packet as u16
+                    } else {
+                        0
+                    };
+                    let c = SyncConn {
+                        proto: 6,
+                        caddr: CIP,
+                        cport,
+                        vaddr: VIP,
+                        vport: 80,
+                        daddr: RIP[0],
+                        dport: 8080,
+                        laddr: super::tests::LIP,
+                        lport,
+                        fwd,
+                        template: false,
+                        state: 1,
+                        timeout: 900,
+                    };
+                    let want = sync_owner(&snap.ipvs, &c, workers);
+                    assert_eq!(
+                        by_packet, want,
+                        "{fwd:?} {persistence:?} {workers} workers, client port {cport}"
+                    );
+                    if fwd == Fwd::FullNat {
+                        let reply = build::tcp(
+                            to_dir(RMAC[0]),
+                            (RIP[0], 8080),
+                            (super::tests::LIP, lport),
+                            (5000, 1001),
+                            tf::ACK,
+                            &[],
+                            b"",
+                        );
+                        assert_eq!(super::tests::owner(&snap, &reply[14..], workers), want);
+                    }
+                }
+            }
+        }
+    }
+}

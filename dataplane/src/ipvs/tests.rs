@@ -107,7 +107,7 @@ pub(super) fn snapshot(services: Vec<Service>, nodest: bool) -> Snapshot {
 }
 
 /// The owner of the IPv4 packet `ip` (starting at its IP header).
-fn owner(snap: &Snapshot, ip: &[u8], workers: usize) -> usize {
+pub(super) fn owner(snap: &Snapshot, ip: &[u8], workers: usize) -> usize {
     let h = IpHdr::parse_v4(ip, 0).expect("a valid IPv4 packet");
     super::owner(&snap.ipvs, &h, ip, workers)
 }
