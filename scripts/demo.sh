@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The demo: builds rvs, makes a namespace topology (a client, the director, three real
-# servers, one bridge), starts rvsd on a DPDK af_packet port in the director, and shows
+# The demo: builds rvs, makes a namespace topology (a client, two directors, three real
+# servers, one bridge), starts rvsd on a DPDK af_packet port in each director, and shows
 # it answering ARP and ping, balancing HTTP over the real servers with NAT (round robin),
 # health-checking them from the director's kernel (a real server dies: traffic avoids
-# it; it comes back: back in rotation), and counting what it drops; it ends with
-# `rvsadm -L -n`, then tears everything down. Run as root.
+# it; it comes back: back in rotation), counting what it drops, and high availability:
+# VRRP elects the first director MASTER, connections are synced to the second, the
+# master is killed and the backup carries on. It ends with `rvsadm -L -n`, then tears
+# everything down. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,8 +19,9 @@ RVSD=$PWD/target/debug/rvsd
 RVSADM=$PWD/target/debug/rvsadm
 WEB=$PWD/target/debug/rvs-webserver
 SOCK=/run/rvs/demo.sock
+SOCKB=/run/rvs/demo-b.sock
 BR=rvsdemo-br
-HOSTS="client dir rs1 rs2 rs3"
+HOSTS="client dir dirb rs1 rs2 rs3"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -28,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "topology: client 198.18.1.1 -- bridge -- director (rvsd: 198.18.0.2, 198.18.1.2, VIP 198.18.1.100) -- rs1..rs3 198.18.0.11-13"
+say "topology: client 198.18.1.1 -- bridge -- directors A (198.18.x.2) and B (198.18.x.3), VRRP VIP 198.18.1.100 and gateways 198.18.{1,0}.254 -- rs1..rs3 198.18.0.11-13"
 ip netns add $BR
 ip netns exec $BR sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip -n $BR link add br0 type bridge; ip -n $BR link set br0 up
@@ -43,11 +46,11 @@ for h in $HOSTS; do
   ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up
 done
 ip -n rvsdemo-client addr add 198.18.1.1/24 dev eth0
-ip -n rvsdemo-client route add default via 198.18.1.2
+ip -n rvsdemo-client route add default via 198.18.1.254
 for i in 1 2 3; do
   ns=rvsdemo-rs$i
   ip -n "$ns" addr add "198.18.0.1$i/24" dev eth0
-  ip -n "$ns" route add default via 198.18.0.2
+  ip -n "$ns" route add default via 198.18.0.254
   ip netns exec "$ns" "$WEB" --listen "198.18.0.1$i:80" --name "rs$i" & pids+=($!)
 done
 rs2_pid=${pids[1]}
@@ -59,13 +62,33 @@ wait_health() {
   done
   echo "(still not $2 after 20 s)"; return 1
 }
+# Polls `rvsadm --vrrp` on socket $1 until VI_1 is $2 (MASTER or BACKUP), for 20 s.
+wait_vrrp() {
+  for _ in $(seq 200); do
+    "$RVSADM" --socket "$1" --vrrp | grep -q "^VI_1 .* $2 " && return 0
+    sleep 0.1
+  done
+  echo "(still not $2 after 20 s)"; return 1
+}
 ip netns exec rvsdemo-dir "$RVSD" --config conf/demo.yaml --check
+ip netns exec rvsdemo-dirb "$RVSD" --config conf/demo-b.yaml --check
 
-say "starting rvsd in the director"
+say "starting rvsd in both directors"
 ip netns exec rvsdemo-dir "$RVSD" --config conf/demo.yaml > /tmp/rvsdemo.log 2>&1 &
 rvsd_pid=$!
-for _ in $(seq 100); do "$RVSADM" --socket $SOCK --status >/dev/null 2>&1 && break; sleep 0.1; done
+ip netns exec rvsdemo-dirb "$RVSD" --config conf/demo-b.yaml > /tmp/rvsdemo-b.log 2>&1 &
+rvsdb_pid=$!
+pids+=($rvsd_pid $rvsdb_pid)
+for s in $SOCK $SOCKB; do
+  for _ in $(seq 100); do "$RVSADM" --socket $s --status >/dev/null 2>&1 && break; sleep 0.1; done
+done
 "$RVSADM" --socket $SOCK --status
+
+say "VRRP (v3, 0.1 s adverts): A is MASTER of the VIP and the gateways, B is BACKUP"
+wait_vrrp $SOCK MASTER
+wait_vrrp $SOCKB BACKUP
+"$RVSADM" --socket $SOCK --vrrp
+"$RVSADM" --socket $SOCKB --vrrp
 
 say "client pings the director"
 ip netns exec rvsdemo-client ping -c 2 -i 0.2 198.18.1.2
@@ -93,6 +116,16 @@ ip -n rvsdemo-client neigh replace 198.18.1.99 lladdr "$(ip netns exec rvsdemo-d
 ip netns exec rvsdemo-client ping -c 2 -i 0.2 -W 1 198.18.1.99 || true
 "$RVSADM" --socket $SOCK --counters
 
-say "what forwards now: rvsadm -L -n"
-"$RVSADM" --socket $SOCK -L -n
-kill -TERM $rvsd_pid; wait $rvsd_pid || echo "rvsd exited with status $? (log: /tmp/rvsdemo.log)"
+say "connection sync: B's table already holds A's connections (rvsadm -L -c -n on B)"
+"$RVSADM" --socket $SOCKB -L -n --daemon
+"$RVSADM" --socket $SOCKB -L -c -n | head -8
+
+say "the master dies (kill -9): B takes over the addresses within 0.4 s and carries on"
+kill -KILL $rvsd_pid; wait $rvsd_pid 2>/dev/null || true
+wait_vrrp $SOCKB MASTER
+"$RVSADM" --socket $SOCKB --vrrp
+for _ in 1 2 3 4 5 6; do ip netns exec rvsdemo-client curl -s --max-time 3 http://198.18.1.100/; done
+
+say "what forwards now, on B: rvsadm -L -n"
+"$RVSADM" --socket $SOCKB -L -n
+kill -TERM $rvsdb_pid; wait $rvsdb_pid || echo "rvsd exited with status $? (log: /tmp/rvsdemo-b.log)"
