@@ -253,6 +253,35 @@ def main():
         w(f"| {h['servers']:,} | {h['probes_per_s_expected']:,.0f} | {h['probes_per_s']:,.0f} | {h['servers_up']:,} | {h['health_thread_cpu']:.1%} | {h['main_thread_cpu']:.1%} | {h['seconds']} |")
         w("")
         w("Reproduce this section alone: `target/release/rvs-bench health`.\n")
+    fo = load("failover.json")
+    if fo:
+        w("## Failover: kill -9 of the VRRP master\n")
+        if other(fo):
+            w(f"Measured on {machine_line(fo['machine'])}.\n")
+        w(fo["setup"] + "\n")
+        w("| VRRP | target | takeover s, every round | established connections lost | fresh connections failed after takeover |")
+        w("|---|---|---|---|---|")
+        rows_f = fo["every_round"]
+        settings = sorted({(x["version"], x["advert_int"]) for x in rows_f})
+        for v, a in settings:
+            for target in ("rvs", "keepalived"):
+                xs = [x for x in rows_f if x["version"] == v and x["advert_int"] == a and x["target"] == target]
+                tk = ", ".join(f"{x['takeover_s']:.3f}" for x in xs)
+                lost = ", ".join(f"{x['established_lost']} of {x['established_held']}" for x in xs) if target == "rvs" else "not measured (no service on the kernel VIP)"
+                fresh = ", ".join(f"{x['fresh_failed_after']} of {x['fresh_tried_after']}" for x in xs) if target == "rvs" else "-"
+                w(f"| v{v}, advert_int {a} s | {target} | {tk} | {lost} | {fresh} |")
+        w("")
+        w("| target (from the issue) | verdict |")
+        w("|---|---|")
+        for v, a in settings:
+            r = [x for x in rows_f if x["version"] == v and x["advert_int"] == a and x["target"] == "rvs"]
+            k = [x for x in rows_f if x["version"] == v and x["advert_int"] == a and x["target"] == "keepalived"]
+            pairs = list(zip(r, k))
+            w(f"| v{v} {a} s: takeover no slower than keepalived's, same run | {verdict(pairs, lambda p: p[0]['takeover_s'] <= p[1]['takeover_s'])} |")
+            w(f"| v{v} {a} s: zero established connections lost | {verdict(r, lambda x: x['established_lost'] == 0)} |")
+            w(f"| v{v} {a} s: zero failed new connections after the takeover | {verdict(r, lambda x: x['fresh_failed_after'] == 0)} |")
+        w("")
+        w("Reproduce this section alone: `target/release/rvs-bench failover`.\n")
     rows_m = micro()
     if rows_m:
         w("## Micro-benchmarks (criterion, median)\n")

@@ -23,6 +23,8 @@ echo "== end to end: direct, nftables DNAT, HAProxy, rvs (wrk, SYN flood)"
 ./target/release/rvs-bench e2e ${1:-} --out bench/results/e2e.json
 echo "== the kernel exception path (iperf3 through the kernel twin vs the kernel alone)"
 ./target/release/rvs-bench kernel ${1:-} --out bench/results/kernel.json
+echo "== failover (kill -9 of the VRRP master; keepalived moving a kernel VIP as the anchor)"
+./target/release/rvs-bench failover ${1:-} --out bench/results/failover.json
 echo "== health checks at scale (1,000 real servers, TCP_CHECK + HTTP_GET each second)"
 ./target/release/rvs-bench health --out bench/results/health.json
 echo "== instructions per packet (callgrind)"

@@ -5,6 +5,7 @@
 
 pub mod dpdk;
 pub mod e2e;
+pub mod failover;
 pub mod health;
 pub mod kernel;
 pub mod path;

@@ -105,6 +105,8 @@ pub struct Director {
     pub(crate) sync_rings: Option<Arc<dataplane::ipvs::sync::SyncRings>>,
     /// ipvsadm's --start-daemon roles, when no VRRP instance drives the daemon.
     pub(crate) sync_roles: (bool, bool),
+    /// The interface name ipvsadm's --start-daemon was given, for `-L --daemon`.
+    pub(crate) sync_label: Option<String>,
 }
 
 impl Director {
@@ -137,6 +139,7 @@ impl Director {
             sync: None,
             sync_rings: None,
             sync_roles: (false, false),
+            sync_label: None,
         }
     }
 

@@ -70,6 +70,7 @@ impl Director {
                         port.name
                     ));
                 }
+                let port_name = port.name.clone();
                 let conf = LvsSyncConf {
                     interface: port.name.clone(),
                     vrrp_instance: None,
@@ -101,6 +102,8 @@ impl Director {
                 } else {
                     self.sync_roles.1 = true;
                 }
+                // `-L --daemon` names the interface as it was given, as ipvsadm does.
+                self.sync_label = Some(interface.clone().unwrap_or_else(|| port_name.clone()));
             }
             Command::StopDaemon { master } => {
                 if *master {
@@ -110,6 +113,7 @@ impl Director {
                 }
                 if self.sync_roles == (false, false) {
                     self.sync = None;
+                    self.sync_label = None;
                     self.cfg.lvs_sync_daemon = None;
                     if let Some(r) = &self.sync_rings {
                         r.master.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -146,6 +150,9 @@ impl Director {
             let mut st = s.status();
             if s.conf.vrrp_instance.is_none() {
                 st.backup = self.sync_roles.1;
+            }
+            if let Some(l) = &self.sync_label {
+                st.interface = l.clone();
             }
             st
         })

@@ -175,6 +175,7 @@ pub fn render(
     health(&mut reg, d);
     vrrp(&mut reg, d);
     sync(&mut reg, d);
+    sync_workers(&mut reg, ipvs);
     let port_names: Vec<String> = d.cfg.ports.iter().map(|p| p.name.clone()).collect();
     let c = crate::ctl::read_counters(workers, ipvs, &port_names);
     let w_rx = counter::<WorkerLabels>(
@@ -425,6 +426,43 @@ fn sync(reg: &mut Registry, d: &Director) {
         "1 while the sync daemon sends (MASTER)",
         master,
     );
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerOnly {
+    worker: String,
+}
+
+/// The workers' side of connection sync: handed to the sender (and dropped for a full
+/// ring) on a MASTER; installed (and refused) on a BACKUP.
+fn sync_workers(reg: &mut Registry, ipvs: &[Arc<dataplane::ipvs::stats::IpvsStats>]) {
+    type Read = fn(&dataplane::ipvs::stats::IpvsStats) -> u64;
+    let fams: Vec<(Family<WorkerOnly, Counter>, Read)> = vec![
+        (
+            counter(reg, "rvs_sync_worker_handed", "Connections a worker handed to the sync sender"),
+            |s| s.sync_handed.get(),
+        ),
+        (
+            counter(reg, "rvs_sync_worker_dropped", "Connections to sync dropped: the worker's sync ring was full"),
+            |s| s.sync_dropped.get(),
+        ),
+        (
+            counter(reg, "rvs_sync_worker_installed", "Synced connections a worker installed"),
+            |s| s.sync_installed.get(),
+        ),
+        (
+            counter(reg, "rvs_sync_worker_refused", "Synced connections refused (unknown service or real server, bad state, full table)"),
+            |s| s.sync_refused.get(),
+        ),
+    ];
+    for (i, s) in ipvs.iter().enumerate() {
+        let l = WorkerOnly {
+            worker: i.to_string(),
+        };
+        for (f, get) in &fams {
+            f.get_or_create(&l).inc_by(get(s));
+        }
+    }
 }
 
 /// The /metrics endpoint; stops when dropped.

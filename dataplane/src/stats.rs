@@ -77,6 +77,7 @@ drop_reasons! {
     TxFull => "tx_full", "transmit queue full";
     MultiSegment => "multi_segment", "multi-segment mbuf (jumbo frames are not supported)";
     L4Malformed => "l4_malformed", "TCP/UDP header truncated or malformed in IPVS traffic";
+    Standby => "standby", "traffic of a VIP this director stands by for (VRRP BACKUP)";
     NoConn => "no_conn", "TCP segment other than SYN, or a packet to a LIP, with no connection";
     NoDest => "no_dest", "no real server available (all weight 0 or overloaded)";
     ConnTableFull => "conn_table_full", "connection table full: new connection refused";

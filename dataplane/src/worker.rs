@@ -276,7 +276,9 @@ impl<F: Frame> WorkerCore<F> {
                 }
                 Msg::Sync(c) => {
                     self.ipvs.set_clock(now);
-                    self.ipvs.install_synced(&c, &self.snap.ipvs);
+                    if !self.ipvs.install_synced(&c, &self.snap.ipvs) {
+                        self.ipvs.stats.sync_refused.inc();
+                    }
                 }
                 Msg::Neigh(l) => {
                     let mut cx = net::Cx {

@@ -157,7 +157,8 @@ impl Daemon {
                 mtu: p.mtu,
             })
             .collect();
-        let mail = Arc::new(Mailboxes::new(w, 1024));
+        // Room for bursts of synced connections (a BACKUP installs them from here).
+        let mail = Arc::new(Mailboxes::new(w, 16384));
         let redirect = Arc::new(Redirect::new(w, 4096));
         let stats: Vec<Arc<WorkerStats>> =
             (0..w).map(|_| Arc::new(WorkerStats::default())).collect();

@@ -14,6 +14,7 @@
 //!   rvs-bench instructions [--out FILE]       instructions per packet and connection
 //!   rvs-bench kernel [--quick] [--out FILE]   the exception path's throughput (iperf3)
 //!   rvs-bench health [--out FILE]             1,000 health-checked real servers
+//!   rvs-bench failover [--quick] [--out FILE] kill -9 of the VRRP master vs keepalived
 
 use anyhow::{bail, Context, Result};
 use rvs_bench::dpdk::{machine, measure, rvsd, rvsd_exe, segment_traces, testpmd};
@@ -186,6 +187,17 @@ fn main() -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
+        Some("failover") => {
+            let out = option(&args, "--out")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("bench/results/failover.json"));
+            let rounds = if args.iter().any(|a| a == "--quick") { 1 } else { 3 };
+            let all = rvs_bench::failover::run(&rvsd_exe()?, rounds)?;
+            let report = serde_json::json!({ "machine": machine(), "setup": rvs_bench::failover::SETUP, "rounds": rounds, "every_round": all });
+            std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
         Some("health") => {
             let out = option(&args, "--out")
                 .map(PathBuf::from)
@@ -227,6 +239,6 @@ fn main() -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        _ => bail!("usage: rvs-bench throughput|e2e|kernel [--quick] [--out FILE] [--only TARGET] | case MODE FLOWS [--hold SECS] | path MODE [BURSTS] | instructions [--out FILE]"),
+        _ => bail!("usage: rvs-bench throughput|e2e|kernel|failover [--quick] [--out FILE] [--only TARGET] | case MODE FLOWS [--hold SECS] | path MODE [BURSTS] | instructions [--out FILE] | health"),
     }
 }

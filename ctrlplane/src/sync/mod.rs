@@ -211,13 +211,37 @@ async fn receive(
                 continue;
             }
         };
+        // Entries skipped for an unknown mandatory option count as undelivered.
+        let skipped = usize::from(buf[4]).saturating_sub(conns.len());
+        stats
+            .conns_undelivered
+            .fetch_add(skipped as u64, Ordering::Relaxed);
         let snap = cell.load();
-        for c in conns {
-            let w = sync_owner(&snap.ipvs, &c, mail.workers());
+        // A template goes to the worker of the connection synced right after it (the
+        // master sends them in that order), so that they meet again.
+        let mut pending: Option<SyncConn> = None;
+        let workers = mail.workers();
+        let post = |w: usize, c: SyncConn| {
             stats.conns_received.fetch_add(1, Ordering::Relaxed);
             if !mail.post(w, Msg::Sync(c)) {
                 stats.conns_undelivered.fetch_add(1, Ordering::Relaxed);
             }
+        };
+        for c in conns {
+            if c.template {
+                if let Some(t) = pending.replace(c) {
+                    post(sync_owner(&snap.ipvs, &t, workers), t);
+                }
+                continue;
+            }
+            let w = sync_owner(&snap.ipvs, &c, workers);
+            if let Some(t) = pending.take() {
+                post(w, t);
+            }
+            post(w, c);
+        }
+        if let Some(t) = pending {
+            post(sync_owner(&snap.ipvs, &t, workers), t);
         }
     }
 }

@@ -3,7 +3,8 @@
 //! per connection the 36-byte IPv4 entry `type 0 | protocol | ver+size | flags | state |
 //! cport | vport | dport | fwmark | timeout (s) | caddr | vaddr | daddr`, options after
 //! it, each entry padded to 4 bytes. FULLNAT (which the kernel does not have) travels as
-//! an optional parameter (type 0x88: local address and port) that the kernel skips.
+//! an optional parameter (IPVS_OPT_F_PARAM, 0x40, | 8: local address and port) that the
+//! kernel skips. An entry with a mandatory option rvs does not know is skipped alone.
 //! Decoding never panics: a bad message is an error value, counted.
 
 use dataplane::ipvs::conn::Fwd;
@@ -21,8 +22,10 @@ const F_DROUTE: u32 = 0x0003;
 const F_FWD_MASK: u32 = 0x0007;
 const F_INACTIVE: u32 = 0x0100;
 const F_TEMPLATE: u32 = 0x1000;
-/// IPVS_OPT_F_PARAM (optional, skipped by receivers that do not know it) | 8.
-const OPT_FULLNAT: u8 = 0x80 | 8;
+/// IPVS_OPT_F_PARAM = 1 << (IPVS_OPT_PARAM - 1): optional, skipped by receivers that do
+/// not know it.
+const OPT_F_PARAM: u8 = 0x40;
+const OPT_FULLNAT: u8 = OPT_F_PARAM | 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bad {
@@ -32,8 +35,6 @@ pub enum Bad {
     Size,
     /// An entry that is not IPv4 or whose size does not fit.
     Entry,
-    /// An option the receiver must understand but does not.
-    Option,
 }
 
 /// One message's worth of connections (at most `maxlen` bytes each).
@@ -157,6 +158,7 @@ pub fn decode(m: &[u8]) -> Result<(u8, Vec<SyncConn>), Bad> {
         };
         // Options: type, length, data.
         let mut o = ENTRY_V4;
+        let mut keep = true;
         while o + 2 <= len {
             let (t, l) = (e[o], usize::from(e[o + 1]));
             let data = e.get(o + 2..o + 2 + l).ok_or(Bad::Entry)?;
@@ -170,14 +172,18 @@ pub fn decode(m: &[u8]) -> Result<(u8, Vec<SyncConn>), Bad> {
                     c.lport = u16::from_be_bytes([data[4], data[5]]);
                 }
                 // SEQ_DATA (NAT sequence deltas: rvs never changes sequence numbers
-                // without the SYN proxy) and any optional parameter are skipped.
-                1 => {}
-                t if t & 0x80 != 0 => {}
-                _ => return Err(Bad::Option),
+                // without the SYN proxy), PE_DATA and PE_NAME (persistence engines rvs
+                // has not) and any optional parameter are skipped.
+                1..=3 => {}
+                t if t & OPT_F_PARAM != 0 => {}
+                // A mandatory option rvs does not know: this entry cannot be used.
+                _ => keep = false,
             }
             o += 2 + l;
         }
-        conns.push(c);
+        if keep {
+            conns.push(c);
+        }
         p += (len + 3) & !3;
     }
     Ok((syncid, conns))
@@ -267,6 +273,23 @@ mod tests {
         let mut more = m.clone();
         more[4] = 2;
         assert_eq!(decode(&more), Err(Bad::Truncated));
+        // An unknown mandatory option costs its entry only; an optional one nothing.
+        let two = encode(1, &[conn(Fwd::Nat), conn(Fwd::Nat)], 1472).remove(0);
+        for (t, kept) in [(0x05u8, 1usize), (0x45, 2)] {
+            let mut m = two.clone();
+            // Append a 2-byte option (type t, length 0) to the first entry, padded.
+            let mut e1 = m[8..44].to_vec();
+            e1.extend_from_slice(&[t, 0]);
+            e1[3] = 38;
+            e1.extend_from_slice(&[0, 0]);
+            let mut rebuilt = m[..8].to_vec();
+            rebuilt.extend_from_slice(&e1);
+            rebuilt.extend_from_slice(&m[44..]);
+            let size = rebuilt.len() as u16;
+            rebuilt[2..4].copy_from_slice(&size.to_be_bytes());
+            m = rebuilt;
+            assert_eq!(decode(&m).unwrap().1.len(), kept, "option type {t:#x}");
+        }
         let mut x = 0x9e37_79b9u32;
         for len in 0..120 {
             let mut b: Vec<u8> = (0..len)

@@ -78,7 +78,9 @@ pub struct Fsm {
     /// When the running timer fires: the advert timer as MASTER, the down timer as
     /// BACKUP; None in INIT and FAULT.
     pub deadline: Option<Duration>,
-    preempt_until: Duration,
+    /// While `preempt_delay` runs (from start, from leaving FAULT, or from first hearing
+    /// a lower-priority master, as keepalived), a better backup does not preempt.
+    preempt_until: Option<Duration>,
 }
 
 fn cs(v: u32) -> Duration {
@@ -94,7 +96,7 @@ impl Fsm {
             priority,
             master_ip: None,
             deadline: None,
-            preempt_until: Duration::ZERO,
+            preempt_until: None,
         }
     }
 
@@ -117,7 +119,6 @@ impl Fsm {
 
     /// Starts the instance at `now`.
     pub fn start(&mut self, now: Duration) -> Vec<Action> {
-        self.preempt_until = now + self.p.preempt_delay;
         if self.priority == 255 {
             return self.enter_master(now);
         }
@@ -137,6 +138,9 @@ impl Fsm {
 
     fn enter_backup(&mut self, now: Duration) -> Vec<Action> {
         let was = self.state;
+        if matches!(was, State::Init | State::Fault) && !self.p.preempt_delay.is_zero() {
+            self.preempt_until = Some(now + self.p.preempt_delay);
+        }
         self.state = State::Backup;
         self.master_adv_cs = self.p.advert_cs;
         self.deadline = Some(now + self.master_down());
@@ -163,12 +167,19 @@ impl Fsm {
     pub fn on_advert(&mut self, now: Duration, src: Ipv4Addr, a: &Advert) -> Vec<Action> {
         match self.state {
             State::Backup => {
+                if a.priority >= self.priority {
+                    // A master at least as good: nothing to delay.
+                    self.preempt_until = None;
+                } else if a.priority > 0
+                    && self.preempt_until.is_none()
+                    && !self.p.preempt_delay.is_zero()
+                {
+                    self.preempt_until = Some(now + self.p.preempt_delay);
+                }
+                let delaying = self.preempt_until.is_some_and(|u| now < u);
                 if a.priority == 0 {
                     self.deadline = Some(now + self.skew());
-                } else if self.p.nopreempt
-                    || a.priority >= self.priority
-                    || now < self.preempt_until
-                {
+                } else if self.p.nopreempt || a.priority >= self.priority || delaying {
                     if self.p.version == 3 && a.interval_cs > 0 {
                         self.master_adv_cs = a.interval_cs;
                     }
@@ -372,6 +383,20 @@ mod tests {
         assert_eq!(d.deadline, Some(ms(1000) + d.master_down()));
         let due = d.deadline.unwrap();
         d.on_advert(ms(2100), PEER, &adv(100, 10));
+        assert_eq!(d.deadline, Some(due));
+        // Leaving FAULT starts the delay again (keepalived), so a recovering backup does
+        // not preempt at once.
+        d.fault(ms(3000), true);
+        d.fault(ms(4000), false);
+        d.on_advert(ms(4100), PEER, &adv(100, 10));
+        assert_eq!(d.deadline, Some(ms(4100) + d.master_down()));
+        // A master at least as good ends it; a lower one heard after that starts it
+        // afresh, and once it is over the lower master is ignored (preemption).
+        d.on_advert(ms(4200), PEER, &adv(200, 10));
+        d.on_advert(ms(4300), PEER, &adv(100, 10));
+        assert_eq!(d.deadline, Some(ms(4300) + d.master_down()));
+        let due = d.deadline.unwrap();
+        d.on_advert(ms(6400), PEER, &adv(100, 10));
         assert_eq!(d.deadline, Some(due));
     }
 

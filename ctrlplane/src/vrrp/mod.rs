@@ -48,6 +48,8 @@ pub struct InstanceStatus {
     pub transitions: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
+    /// Adverts of priority 0 heard (a master stepping down).
+    pub priority_zero_received: u64,
     /// Dropped adverts by reason (packet::Bad's names).
     pub dropped: BTreeMap<String, u64>,
 }
@@ -70,7 +72,9 @@ struct Inst {
     vips: Vec<Ipv4Addr>,
     /// Next gratuitous ARP burst (second burst, then refreshes) while MASTER.
     next_garp: Option<Duration>,
-    second_garp_done: bool,
+    /// Which burst `next_garp` is: the first (right after the overlay is published),
+    /// the second (`garp_master_delay` later), or a refresh.
+    garp_phase: u8,
 }
 
 /// The VRRP instances of a configuration, running.
@@ -89,18 +93,31 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The kernel twin of the port an instance names.
-fn twin<'a>(cfg: &'a Config, port: &str) -> Result<(&'a str, Option<Ipv4Addr>), String> {
+/// The kernel twin of the port an instance names, and the address adverts leave from:
+/// `unicast_src_ip`, else the port's address in the first unicast peer's subnet, else
+/// its first address (the twin's primary, which the kernel picks for multicast).
+fn twin<'a>(cfg: &'a Config, c: &VrrpInstanceConf) -> Result<(&'a str, Option<Ipv4Addr>), String> {
+    let port = &c.interface;
     let p = cfg
         .ports
         .iter()
-        .find(|p| p.name == port)
+        .find(|p| &p.name == port)
         .ok_or_else(|| format!("no port named {port:?}"))?;
     let k = p
         .kernel
         .as_ref()
         .ok_or_else(|| format!("port {port:?} has no kernel twin"))?;
-    Ok((k.name.as_str(), p.addresses.first().map(|a| a.0.addr)))
+    let src = c.unicast_src_ip.map(|a| a.0).or_else(|| {
+        let peer = c.unicast_peer.first()?.0;
+        p.addresses
+            .iter()
+            .find(|a| a.0.contains(peer))
+            .map(|a| a.0.addr)
+    });
+    Ok((
+        k.name.as_str(),
+        src.or_else(|| p.addresses.first().map(|a| a.0.addr)),
+    ))
 }
 
 impl Vrrp {
@@ -114,20 +131,23 @@ impl Vrrp {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut insts = Vec::new();
         for (i, c) in cfg.vrrp_instances.iter().enumerate() {
-            let (ifname, dip) = twin(cfg, &c.interface)?;
-            let src = c.unicast_src_ip.map(|a| a.0);
-            let my_ip = src.or(dip).ok_or_else(|| {
+            let (ifname, my_ip) = twin(cfg, c)?;
+            // Unicast adverts come to our address: the socket is bound to it, so that the
+            // kernel sends from it too (the v3 pseudo-header and the tie-break use it).
+            // Multicast ones come to the group: no binding, the twin's primary address.
+            let my_ip = my_ip.ok_or_else(|| {
                 format!(
                     "vrrp_instances[{i}]: port {:?} has no address to send adverts from",
                     c.interface
                 )
             })?;
-            let sock = net::advert_socket(ifname, src).map_err(|e| {
-                format!(
-                    "vrrp_instances[{i}] ({}): VRRP socket on {ifname}: {e}",
-                    c.name
-                )
-            })?;
+            let sock = net::advert_socket(ifname, (!c.unicast_peer.is_empty()).then_some(my_ip))
+                .map_err(|e| {
+                    format!(
+                        "vrrp_instances[{i}] ({}): VRRP socket on {ifname}: {e}",
+                        c.name
+                    )
+                })?;
             // SAFETY: the socket is owned by the AsyncFd for its whole life, so its
             // descriptor stays valid and the same until the AsyncFd drops it.
             let sock = Arc::new(unsafe { AsyncFd::register(sock) }.map_err(|e| e.to_string())?);
@@ -156,7 +176,7 @@ impl Vrrp {
                     .map(|a| packet::pass_bytes(&a.auth_pass)),
                 vips: c.virtual_ipaddress.iter().map(|p| p.0.addr).collect(),
                 next_garp: None,
-                second_garp_done: false,
+                garp_phase: 0,
                 conf: c.clone(),
             });
             tokio::spawn(receive(i, sock, tx.clone()));
@@ -257,6 +277,7 @@ struct Counts {
     last_transition: f64,
     sent: u64,
     received: u64,
+    zero: u64,
     dropped: BTreeMap<String, u64>,
 }
 
@@ -400,6 +421,9 @@ impl Router {
         match packet::decode(bytes, &e) {
             Ok(r) if r.advert.vrid == c.virtual_router_id && r.src != inst.my_ip => {
                 self.stats[i].received += 1;
+                if r.advert.priority == 0 {
+                    self.stats[i].zero += 1;
+                }
                 let now = self.now();
                 let acts = self.insts[i].fsm.on_advert(now, r.src, &r.advert);
                 self.act(i, acts);
@@ -421,10 +445,16 @@ impl Router {
             }
             if self.insts[i].next_garp.is_some_and(|d| d <= now) {
                 self.garp(i);
-                let refresh = self.insts[i].conf.garp_master_refresh;
-                self.insts[i].second_garp_done = true;
-                self.insts[i].next_garp =
-                    (refresh > 0.0).then(|| now + Duration::from_secs_f64(refresh));
+                let (delay, refresh) = (
+                    self.insts[i].conf.garp_master_delay,
+                    self.insts[i].conf.garp_master_refresh,
+                );
+                let x = &mut self.insts[i];
+                let refresh_at = (refresh > 0.0).then(|| now + Duration::from_secs_f64(refresh));
+                (x.next_garp, x.garp_phase) = match x.garp_phase {
+                    0 if delay > 0.0 => (Some(now + Duration::from_secs_f64(delay)), 1),
+                    _ => (refresh_at, 2),
+                };
             }
         }
     }
@@ -521,10 +551,11 @@ impl Router {
         self.stats[i].transitions += 1;
         self.stats[i].last_transition = unix_now();
         if s == State::Master {
-            self.garp(i);
-            let delay = self.insts[i].conf.garp_master_delay;
-            self.insts[i].second_garp_done = false;
-            self.insts[i].next_garp = (delay > 0.0).then(|| now + Duration::from_secs_f64(delay));
+            // The first burst once rvsd's main loop (every 20 ms) has published the
+            // overlay that owns the addresses: a client that follows the ARP at once
+            // finds them answered.
+            self.insts[i].garp_phase = 0;
+            self.insts[i].next_garp = Some(now + Duration::from_millis(50));
         } else {
             self.insts[i].next_garp = None;
         }
@@ -611,6 +642,7 @@ impl Router {
                 transitions: n.transitions,
                 adverts_sent: n.sent,
                 adverts_received: n.received,
+                priority_zero_received: n.zero,
                 dropped: n.dropped,
             });
         }

@@ -192,6 +192,21 @@ impl IpvsWorker {
         }
     }
 
+    /// A VRRP BACKUP holds synced connections but forwards none of them: their VIP (or
+    /// FULLNAT local address) stands by. Only a director with addresses on standby pays
+    /// more than one test.
+    #[inline(always)]
+    fn standby_check(&self, ci: u32, ipvs: &IpvsTable) -> Result<(), DropReason> {
+        if ipvs.has_standby() {
+            let c = self.conns.get(ci);
+            if ipvs.is_standby(c.vaddr.into()) || (c.laddr != 0 && ipvs.is_standby(c.laddr.into()))
+            {
+                return Err(DropReason::Standby);
+            }
+        }
+        Ok(())
+    }
+
     /// Connects this worker to the connection sync rings.
     pub fn attach_sync(&mut self, rings: std::sync::Arc<super::sync::SyncRings>) {
         self.sync = Some(rings);
@@ -281,10 +296,12 @@ impl IpvsWorker {
             bucket
         };
         if let Some(ci) = self.conns.lookup_in_at(bucket, &key) {
+            self.standby_check(ci, cx.ipvs)?;
             self.track_fragment(h, ci, Dir::Input, cx.net.now_ms);
             return self.inbound(ci, frame, h, cx);
         }
         if let Some(ci) = self.conns.lookup_out_at(bucket, &key) {
+            self.standby_check(ci, cx.ipvs)?;
             self.track_fragment(h, ci, Dir::Output, cx.net.now_ms);
             return self.outbound(ci, frame, h, cx);
         }

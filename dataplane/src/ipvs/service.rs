@@ -175,6 +175,10 @@ impl IpvsTable {
         self.lips.remove(&v);
         self.standby.insert(v);
     }
+    #[inline]
+    pub fn has_standby(&self) -> bool {
+        !self.standby.is_empty()
+    }
     pub fn is_standby(&self, a: Ipv4Addr) -> bool {
         self.standby.contains(&u32::from(a))
     }

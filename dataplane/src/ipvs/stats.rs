@@ -55,6 +55,9 @@ pub struct IpvsStats {
     pub sync_dropped: Counter,
     /// Connections a MASTER synced, installed here.
     pub sync_installed: Counter,
+    /// Synced connections refused: no such service or real server here, a bad state,
+    /// or a full table.
+    pub sync_refused: Counter,
 }
 
 impl IpvsStats {
@@ -84,6 +87,7 @@ impl Default for IpvsStats {
             sync_handed: Counter::default(),
             sync_dropped: Counter::default(),
             sync_installed: Counter::default(),
+            sync_refused: Counter::default(),
         }
     }
 }

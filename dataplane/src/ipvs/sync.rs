@@ -182,7 +182,11 @@ impl IpvsWorker {
         } else {
             self.conns.lookup_in(&key)
         };
-        let expires = self.now_s + s.timeout.max(1);
+        if s.proto == protocol::TCP && usize::from(s.state) >= super::state::TCP_STATES {
+            return false;
+        }
+        // From the wire: at most a week, however large the value.
+        let expires = self.now_s.saturating_add(s.timeout.clamp(1, 7 * 86_400));
         if let Some(ci) = existing {
             let established = s.state == TcpState::Established as u8;
             if s.proto == protocol::TCP && !s.template && self.conns.get(ci).state != s.state {
@@ -258,7 +262,9 @@ pub fn sync_owner(ipvs: &IpvsTable, s: &SyncConn, workers: usize) -> usize {
         || ipvs
             .services
             .iter()
-            .find(|v| v.proto as u8 == s.proto && v.vip == s.vaddr && v.port == s.vport)
+            .find(|v| {
+                v.proto as u8 == s.proto && v.vip == s.vaddr && (v.port == s.vport || v.port == 0)
+            })
             .is_some_and(|v| v.client_ip_owned);
     super::owner::endpoint_owner(s.caddr, if by_ip { 0 } else { s.cport }, workers)
 }

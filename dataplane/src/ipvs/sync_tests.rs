@@ -214,3 +214,37 @@ fn a_synced_connection_goes_to_the_owner_of_its_packets() {
         }
     }
 }
+
+/// A BACKUP holds the synced connection but forwards nothing of it while its VIP stands
+/// by (a stale ARP entry, a split brain): dropped as `standby`.
+#[test]
+fn a_backup_forwards_no_synced_packet_while_its_vip_stands_by() {
+    let (mut m, rings) = master();
+    m.rx(syn(40000), 0);
+    m.rx(synack(40000), 1);
+    for t in 2..5 {
+        m.rx(data(40000), t);
+    }
+    let synced = handed(&rings);
+    assert_eq!(synced.len(), 1);
+    let mut snap = snapshot(vec![service(Fwd::Nat, &[1, 1], None)], false);
+    snap.ipvs.stand_by(VIP);
+    let mut b = Rig::new(snap, 1024);
+    b.w.ipvs.set_clock(10_000);
+    let s = b.w.snapshot().clone();
+    assert!(b.w.ipvs.install_synced(&synced[0], &s.ipvs));
+    assert!(b.rx(data(40000), 10_001).is_empty());
+    assert_eq!(b.drops(crate::stats::DropReason::Standby), 1);
+    // The reply direction too.
+    let reply = build::tcp(
+        to_dir(RMAC[0]),
+        (RIP[0], 8080),
+        (CIP, 40000),
+        (5001, 1002),
+        tf::ACK,
+        &[],
+        b"y",
+    );
+    assert!(b.rx(reply, 10_002).is_empty());
+    assert_eq!(b.drops(crate::stats::DropReason::Standby), 2);
+}

@@ -140,7 +140,7 @@ impl Rig {
             .map(|(_, f)| f.data().to_vec())
             .collect()
     }
-    fn drops(&self, r: DropReason) -> u64 {
+    pub(super) fn drops(&self, r: DropReason) -> u64 {
         self.stats.drops(r)
     }
 }
