@@ -159,7 +159,11 @@ pub fn rvs_round(rvsd: &Path, version: u8, advert: &str) -> Result<Round> {
         let _ = ready_tx.send(conns.len());
         let _ = gone.recv();
         let held = conns.len();
-        let ok = conns.iter_mut().filter(|c| c.get().is_ok()).count();
+        let ok = conns
+            .iter_mut()
+            .map(|c| c.get().is_ok())
+            .filter(|x| *x)
+            .count();
         (held, held - ok)
     });
     let held = ready.recv().context("holder")?;
