@@ -221,7 +221,7 @@ pub fn keepalived_round(version: u8, advert: &str) -> Result<Round> {
     let b = t.add_host("kab", Some("198.18.1.3/24"));
     let conf = |prio: u8| {
         format!(
-            "global_defs {{\n  router_id ka{prio}\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {prio}\n  version {version}\n  advert_int {advert}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n  notify {{NOTIFY}}\n}}\n"
+            "global_defs {{\n  router_id ka{prio}\n  script_user root\n  enable_script_security\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {prio}\n  version {version}\n  advert_int {advert}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n  notify {{NOTIFY}}\n}}\n"
         )
     };
     let dir = t.dir.clone();

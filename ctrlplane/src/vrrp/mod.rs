@@ -555,7 +555,7 @@ impl Router {
             // overlay that owns the addresses: a client that follows the ARP at once
             // finds them answered.
             self.insts[i].garp_phase = 0;
-            self.insts[i].next_garp = Some(now + Duration::from_millis(50));
+            self.insts[i].next_garp = Some(now + Duration::from_millis(25));
         } else {
             self.insts[i].next_garp = None;
         }
