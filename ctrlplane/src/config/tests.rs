@@ -383,3 +383,33 @@ fn a_kernel_twin_is_placed_after_the_ports_and_its_name_checked() {
     let plain = Config::parse(GOOD, "t.yaml").unwrap();
     assert!(crate::snapshot::restart_needed(&plain, &c).is_some());
 }
+
+#[test]
+fn vrrp_and_sync_errors_name_line_and_key() {
+    let base =
+        "ports:\n  - name: lan0\n    device: net_null0\n    addresses: [\"198.18.0.2/24\"]\n";
+    let inst = "vrrp_instances:\n  - name: VI_1\n    interface: lan0\n    virtual_router_id: 51\n    version: 3\n    advert_int: 50\n    virtual_ipaddress: [\"198.18.0.100/24\"]\n";
+    // No kernel twin on lan0: VRRP's adverts need the exception path.
+    let t = format!("{base}{inst}");
+    let (p, k, m) = err_of(&t);
+    assert_eq!(k, "vrrp_instances[0].interface", "{m}");
+    assert_eq!(p, pos_of(&t, "interface: lan0"), "{m}");
+    assert!(m.contains("kernel twin"), "{m}");
+    // With the twin: v3's interval is at most 40.95 s.
+    let twin = base.replace("addresses:", "kernel: { name: lan0k }\n    addresses:");
+    let t = format!("{twin}{inst}");
+    let (p, k, m) = err_of(&t);
+    assert_eq!(
+        (k.as_str(), p),
+        ("vrrp_instances[0].advert_int", pos_of(&t, "advert_int: 50")),
+        "{m}"
+    );
+    // The sync daemon must name an instance that exists.
+    let t = format!(
+        "{twin}{}lvs_sync_daemon: {{ interface: lan0, vrrp_instance: VI_9 }}\n",
+        inst.replace("advert_int: 50", "advert_int: 0.1")
+    );
+    let (_, k, m) = err_of(&t);
+    assert_eq!(k, "lvs_sync_daemon.vrrp_instance", "{m}");
+    assert!(m.contains("VI_9"), "{m}");
+}

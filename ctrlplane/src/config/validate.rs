@@ -194,30 +194,22 @@ impl Config {
             );
         }
         self.validate_services(&mut err);
+        // Whether the port named so has a kernel twin (None: no such port).
+        let twin = |name: &str| {
+            self.ports
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| p.kernel.is_some())
+        };
         super::vrrp::validate(
             &self.vrrp_scripts,
             &self.vrrp_instances,
             &self.vrrp_sync_groups,
-            |name| {
-                self.ports
-                    .iter()
-                    .find(|p| p.name == name)
-                    .map(|p| p.kernel.is_some())
-            },
+            twin,
             &mut err,
         );
         if let Some(s) = &self.lvs_sync_daemon {
-            super::vrrp::validate_sync(
-                s,
-                &self.vrrp_instances,
-                |name| {
-                    self.ports
-                        .iter()
-                        .find(|p| p.name == name)
-                        .map(|p| p.kernel.is_some())
-                },
-                &mut err,
-            );
+            super::vrrp::validate_sync(s, &self.vrrp_instances, twin, &mut err);
         }
         if self.control.socket.as_os_str().is_empty() {
             err(
