@@ -57,6 +57,16 @@ fn server_names(l: &Lab, n: usize) -> std::collections::BTreeMap<String, usize> 
     tally(&get_many(&l.client.ns, v4(VIP, 80), n))
 }
 
+/// Waits until every real server was checked and is up.
+fn all_up(l: &Lab) {
+    let d = l.t.rvsd_ref(0);
+    eventually("every server checked and up", DETECT, || {
+        (11..14)
+            .all(|x| is(d, &format!("198.18.0.{x}:80"), true))
+            .then_some(())
+    });
+}
+
 /// `rvsadm ARGS` against the lab's rvsd: its standard output.
 fn rvsadm(l: &Lab, args: &[&str]) -> String {
     let o = std::process::Command::new(RVSADM)
@@ -119,12 +129,8 @@ fn a_dead_server_leaves_and_comes_back() {
         )
     };
     let mut l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", &http_get(2));
+    all_up(&l);
     let d = l.t.rvsd_ref(0);
-    eventually("every server checked and up", DETECT, || {
-        (11..14)
-            .all(|x| is(d, &format!("198.18.0.{x}:80"), true))
-            .then_some(())
-    });
     assert_eq!(forwarding(d), all3());
     for x in 11..14 {
         let rs = format!("198.18.0.{x}:80");
@@ -241,12 +247,7 @@ fn inhibit_on_failure_keeps_a_dead_server_at_weight_zero() {
         "    delay_loop: 0.3\n    warmup: 0\n    inhibit_on_failure: true\n",
         "        checks: [{ type: tcp_check, connect_timeout: 0.5, retry: 0 }]\n",
     );
-    let d = l.t.rvsd_ref(0);
-    eventually("up", DETECT, || {
-        (11..14)
-            .all(|x| is(d, &format!("198.18.0.{x}:80"), true))
-            .then_some(())
-    });
+    all_up(&l);
     drop(l.servers.remove(2));
     eventually("rs3 at weight 0", DETECT, || {
         (listed_weight(&l, "198.18.0.13:80") == Some(0)).then_some(())
@@ -356,12 +357,7 @@ fn a_reload_keeps_the_checkers_state() {
         "    delay_loop: 0.3\n    warmup: 0\n",
         "        checks: [{ type: tcp_check, connect_timeout: 0.5, retry: 0 }]\n",
     );
-    let d = l.t.rvsd_ref(0);
-    eventually("up", DETECT, || {
-        (11..14)
-            .all(|x| is(d, &format!("198.18.0.{x}:80"), true))
-            .then_some(())
-    });
+    all_up(&l);
     drop(l.servers.remove(0));
     let d = l.t.rvsd_ref(0);
     eventually("rs1 down", DETECT, || {

@@ -411,11 +411,7 @@ impl Director {
                     .iter()
                     .map(|r| ServerView {
                         addr: r.address.addr,
-                        port: if r.address.port == 0 {
-                            c.vip.port
-                        } else {
-                            r.address.port
-                        },
+                        port: c.rs_port(r),
                         fwd: r.forward,
                         weight: r.weight,
                         u_threshold: r.upper_threshold,

@@ -113,11 +113,7 @@ impl Builder {
                 dests.push(RealServer {
                     slot: dslot,
                     addr: r.address.addr,
-                    port: if r.address.port == 0 {
-                        sc.vip.port
-                    } else {
-                        r.address.port
-                    },
+                    port: sc.rs_port(r),
                     fwd: r.forward,
                     weight: r.weight,
                     u_threshold: r.upper_threshold,

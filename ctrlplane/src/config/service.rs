@@ -116,6 +116,16 @@ fn default_weight() -> u32 {
 }
 
 impl ServiceConf {
+    /// The port real server `r` is reached on: its own, or (0) the VIP's, as ipvsadm
+    /// reads `-r RIP` without a port.
+    pub fn rs_port(&self, r: &RealServerConf) -> u16 {
+        if r.address.port == 0 {
+            self.vip.port
+        } else {
+            r.address.port
+        }
+    }
+
     /// A service with every optional key at its default (ipvsadm -A builds on it).
     pub fn bare(vip: Endpoint, protocol: Proto) -> ServiceConf {
         ServiceConf {

@@ -308,11 +308,7 @@ impl Config {
             let mut rss = HashSet::new();
             for (j, r) in s.real_servers.iter().enumerate() {
                 let rat = |k: &str| format!("services[{i}].real_servers[{j}].{k}");
-                let port = if r.address.port == 0 {
-                    s.vip.port
-                } else {
-                    r.address.port
-                };
+                let port = s.rs_port(r);
                 if !rss.insert((r.address.addr, port)) {
                     err(
                         rat("address"),

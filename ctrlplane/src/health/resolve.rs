@@ -32,11 +32,7 @@ impl RsKey {
             vip: s.vip.addr,
             vport: s.vip.port,
             rip: r.address.addr,
-            rport: if r.address.port == 0 {
-                s.vip.port
-            } else {
-                r.address.port
-            },
+            rport: s.rs_port(r),
         }
     }
 
