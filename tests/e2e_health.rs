@@ -69,14 +69,7 @@ fn all_up(l: &Lab) {
 
 /// `rvsadm ARGS` against the lab's rvsd: its standard output.
 fn rvsadm(l: &Lab, args: &[&str]) -> String {
-    let o = std::process::Command::new(RVSADM)
-        .arg("--socket")
-        .arg(&l.t.rvsd_ref(0).socket)
-        .args(args)
-        .output()
-        .expect("rvsadm");
-    assert!(o.status.success(), "rvsadm {args:?}: {o:?}");
-    String::from_utf8(o.stdout).unwrap()
+    l.t.rvsd_ref(0).rvsadm(RVSADM, args)
 }
 
 /// The weight `rvsadm -L -n` shows for a real server, None when it is not listed.

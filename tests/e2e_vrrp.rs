@@ -665,14 +665,7 @@ const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 
 /// `rvsadm ARGS` against director `i`: its standard output (it must succeed).
 fn rvsadm(l: &HaLab, i: usize, args: &[&str]) -> String {
-    let o = std::process::Command::new(RVSADM)
-        .arg("--socket")
-        .arg(&l.rvsd(i).socket)
-        .args(args)
-        .output()
-        .expect("rvsadm");
-    assert!(o.status.success(), "rvsadm {args:?}: {o:?}");
-    String::from_utf8(o.stdout).unwrap()
+    l.rvsd(i).rvsadm(RVSADM, args)
 }
 
 /// ipvsadm's way: `--start-daemon master|backup --mcast-interface IF --syncid N`,

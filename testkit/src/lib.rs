@@ -491,6 +491,19 @@ impl Rvsd {
         }
     }
 
+    /// `rvsadm ARGS` (the binary at `exe`) against this rvsd: its standard output; the
+    /// command must succeed.
+    pub fn rvsadm(&self, exe: &str, args: &[&str]) -> String {
+        let o = Command::new(exe)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("rvsadm");
+        assert!(o.status.success(), "rvsadm {args:?}: {o:?}");
+        String::from_utf8(o.stdout).expect("rvsadm prints UTF-8")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -412,7 +412,9 @@ pub fn quorum_step(lost: bool, sum: u64, quorum: u64, hysteresis: u64) -> Option
 }
 
 /// Runs a notification script through /bin/sh; its failure is logged, nothing more.
-async fn run_script(script: String) {
+/// Runs a notify script as keepalived does: through the shell, not waited for by the
+/// caller (spawn it), its failure logged. Health's and VRRP's scripts alike.
+pub(crate) async fn run_script(script: String) {
     let st = tokio::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(&script)

@@ -660,19 +660,7 @@ impl Router {
     }
 }
 
-/// Runs a notify script as keepalived does (through the shell, not waited for).
+/// Runs a notify script in the background (health's runner).
 fn spawn_script(script: String) {
-    tokio::spawn(async move {
-        match tokio::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .stdin(std::process::Stdio::null())
-            .status()
-            .await
-        {
-            Ok(s) if !s.success() => tracing::warn!("script {script:?} exited with {s}"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("script {script:?} could not run: {e}"),
-        }
-    });
+    tokio::spawn(crate::health::run_script(script));
 }
