@@ -368,7 +368,7 @@ impl IpvsWorker {
                 .conns
                 .extend_in_state(ci, TcpState::Established as u8, t)
             {
-                self.sync_after(ci, false);
+                self.sync_after(ci, false, dir);
                 return;
             }
         }
@@ -386,7 +386,7 @@ impl IpvsWorker {
         }
         self.conns.get_mut(ci).state = new;
         self.conns.set_expires(ci, now_s + timeout);
-        self.sync_after(ci, changed);
+        self.sync_after(ci, changed, dir);
     }
 }
 

@@ -10,12 +10,16 @@
 //! sysctls (`sync_threshold` 3, `sync_period` 50): TCP only in ESTABLISHED, FIN_WAIT,
 //! CLOSE, CLOSE_WAIT and TIME_WAIT, at once on a change into one of those other than
 //! ESTABLISHED, otherwise on the 3rd packet and every 50th after; UDP on the same count.
+//! Only the client's packets count (the kernel counts `in_pkts`), so a NAT connection
+//! is not synced twice as often as the kernel would. A state change a reply causes (the
+//! real server's FIN) is synced at once; the kernel notices it on the client's next
+//! packet, through `old_state`, which rvs has no room for in a 64-byte entry.
 //! A connection's persistence template is synced with it.
 
 use super::conn::{flags as cf, Conn, Fwd, Key, NIL};
 use super::engine::IpvsWorker;
 use super::service::IpvsTable;
-use super::state::TcpState;
+use super::state::{Dir, TcpState};
 use crate::packet::ipv4::protocol;
 use crossbeam::queue::ArrayQueue;
 use std::net::Ipv4Addr;
@@ -114,25 +118,28 @@ impl SyncConn {
 
 impl IpvsWorker {
     /// Called after each packet of connection `ci` moved its state machine: counts the
-    /// packet and hands the connection over when the kernel's rule says so. Only while
-    /// this director is the sync MASTER (read once per burst).
+    /// client's packets and hands the connection over when the kernel's rule says so.
+    /// Only while this director is the sync MASTER (read once per burst).
     #[inline(always)]
-    pub(super) fn sync_after(&mut self, ci: u32, changed: bool) {
+    pub(super) fn sync_after(&mut self, ci: u32, changed: bool, dir: Dir) {
         if self.sync_master {
-            self.sync_conn(ci, changed);
+            self.sync_conn(ci, changed, dir);
         }
     }
 
     #[inline(never)]
-    fn sync_conn(&mut self, ci: u32, changed: bool) {
+    fn sync_conn(&mut self, ci: u32, changed: bool, dir: Dir) {
         let c = self.conns.get_mut(ci);
         if c.proto == protocol::TCP && !syncable_tcp(c.state) {
             return;
         }
         let now_forced =
             changed && c.proto == protocol::TCP && c.state != TcpState::Established as u8;
-        c.sync_pkts = (c.sync_pkts + 1) % SYNC_PERIOD;
-        if !now_forced && c.sync_pkts != SYNC_THRESHOLD {
+        if dir == Dir::Input {
+            c.sync_pkts = (c.sync_pkts + 1) % SYNC_PERIOD;
+        }
+        let counted = dir == Dir::Input && c.sync_pkts == SYNC_THRESHOLD;
+        if !now_forced && !counted {
             return;
         }
         let (conn, control) = (*c, c.control);

@@ -86,6 +86,45 @@ fn established_connections_are_handed_over_on_the_3rd_packet_and_every_50th() {
     assert_eq!(r.w.ipvs.stats.sync_handed.get(), 3);
 }
 
+/// A reply from the real server the first connection went to.
+fn reply(cport: u16, flags: u8) -> Vec<u8> {
+    build::tcp(
+        to_dir(RMAC[0]),
+        (RIP[0], 8080),
+        (CIP, cport),
+        (5001, 1002),
+        flags,
+        &[],
+        b"reply",
+    )
+}
+
+#[test]
+fn only_the_clients_packets_count_and_a_servers_fin_is_synced_at_once() {
+    let (mut m, rings) = master();
+    m.rx(syn(40000), 0);
+    m.rx(synack(40000), 1);
+    // Replies do not count towards the threshold (the kernel counts `in_pkts`)...
+    for t in 0..10 {
+        m.rx(reply(40000, tf::ACK), 2 + t);
+    }
+    assert!(handed(&rings).is_empty(), "replies counted");
+    assert_eq!(m.w.ipvs.stats.sync_handed.get(), 0);
+    // ...the client's do: synced on its 3rd.
+    for t in 1..u64::from(SYNC_THRESHOLD) {
+        m.rx(data(40000), 20 + t);
+        m.rx(reply(40000, tf::ACK), 20 + t);
+    }
+    assert!(handed(&rings).is_empty());
+    m.rx(data(40000), 30);
+    assert_eq!(handed(&rings).len(), 1, "the client's 3rd packet");
+    // The real server's FIN changes the state: synced at once, from the reply.
+    m.rx(reply(40000, tf::FIN | tf::ACK), 31);
+    let h = handed(&rings);
+    assert_eq!(h.len(), 1, "the server's FIN synced at once");
+    assert_eq!(h[0].state, 4, "FIN_WAIT");
+}
+
 #[test]
 fn a_backup_forwards_a_synced_connection_to_the_same_server() {
     let (mut m, rings) = master();
