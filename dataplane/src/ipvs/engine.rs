@@ -309,6 +309,10 @@ impl IpvsWorker {
             if cx.ipvs.is_lip(h.dst) {
                 return Err(DropReason::NoConn);
             }
+            // A VRRP BACKUP's VIP: not its traffic (nor its kernel twin's).
+            if standby(cx.ipvs, h) {
+                return Err(DropReason::Standby);
+            }
             return Ok(Verdict::Pass(frame));
         };
         if h.proto == protocol::TCP
@@ -340,6 +344,10 @@ impl IpvsWorker {
         h: &IpHdr,
         cx: &mut Cx<'_, F, I>,
     ) -> Outcome<F> {
+        // Echo requests, errors and fragments to a VIP this director stands by for.
+        if standby(cx.ipvs, h) {
+            return Err(DropReason::Standby);
+        }
         match h.proto {
             protocol::TCP | protocol::UDP => {}
             protocol::ICMP => return self.icmp_error(frame, h, cx),
@@ -388,6 +396,12 @@ impl IpvsWorker {
         self.conns.set_expires(ci, now_s + timeout);
         self.sync_after(ci, changed, dir);
     }
+}
+
+/// The packet is addressed to a virtual address this director stands by for (a VRRP
+/// BACKUP's): on the paths that do not forward, one test when nothing stands by.
+fn standby(ipvs: &IpvsTable, h: &IpHdr) -> bool {
+    ipvs.has_standby() && ipvs.is_standby(h.dst)
 }
 
 /// The packet is addressed to a VIP or a LIP: a malformed or untracked one is dropped

@@ -4,7 +4,9 @@
 
 use super::conn::Fwd;
 use super::sync::{SyncConn, SyncRings, SYNC_PERIOD, SYNC_THRESHOLD};
-use super::tests::{data, service, snapshot, syn, tcp_of, to_dir, Rig, CIP, CMAC, RIP, RMAC, VIP};
+use super::tests::{
+    data, ip_of, service, snapshot, syn, tcp_of, to_dir, Rig, CIP, CMAC, RIP, RMAC, VIP,
+};
 use crate::packet::build;
 use crate::packet::tcp::flags as tf;
 use std::net::IpAddr;
@@ -171,6 +173,52 @@ fn a_backup_forwards_a_synced_connection_to_the_same_server() {
     assert_eq!(b.w.ipvs.stats.sync_installed.get(), 1);
 }
 
+/// TUN (no ipip module in this lab's kernel, so not end to end): the BACKUP encapsulates
+/// the synced connection's next segment to the same real server, whole.
+#[test]
+fn a_synced_tun_connection_is_encapsulated_to_the_same_server() {
+    let svc = || snapshot(vec![service(Fwd::Tun, &[1, 1], None)], false);
+    let mut m = Rig::new(svc(), 1024);
+    let rings = SyncRings::new(1, 64);
+    rings.master.store(true, Ordering::Relaxed);
+    m.w.ipvs.attach_sync(rings.clone());
+    m.rx(syn(39999), 0);
+    m.rx(syn(40000), 0);
+    // Input only (the replies go straight to the client): ESTABLISHED on the ACK.
+    for t in 1..6 {
+        m.rx(data(40000), t);
+    }
+    let synced = handed(&rings);
+    let c = synced
+        .iter()
+        .find(|c| c.cport == 40000)
+        .expect("the TUN connection synced");
+    assert_eq!((c.fwd, c.daddr, c.state), (Fwd::Tun, RIP[1], 1));
+    let mut b = Rig::new(svc(), 1024);
+    b.w.ipvs.set_clock(10_000);
+    let snap = b.w.snapshot().clone();
+    assert!(b.w.ipvs.install_synced(c, &snap.ipvs));
+    let inp = data(40000);
+    let out = b.rx(inp.clone(), 10_001);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        &out[0][0..6],
+        &RMAC[1].0[..],
+        "to the same real server's MAC"
+    );
+    let outer = ip_of(&out[0]);
+    assert_eq!(
+        (outer.protocol(), outer.dst()),
+        (crate::packet::ipv4::protocol::IPIP, RIP[1])
+    );
+    let len = usize::from(u16::from_be_bytes([inp[16], inp[17]]));
+    assert_eq!(
+        outer.payload(),
+        &inp[14..14 + len],
+        "the client's segment, whole"
+    );
+}
+
 #[test]
 fn a_connection_of_an_unknown_server_is_refused() {
     let mut b = Rig::new(
@@ -286,4 +334,12 @@ fn a_backup_forwards_no_synced_packet_while_its_vip_stands_by() {
     );
     assert!(b.rx(reply, 10_002).is_empty());
     assert_eq!(b.drops(crate::stats::DropReason::Standby), 2);
+    // A new connection and a ping to the VIP: neither forwarded nor handed to the
+    // kernel twin, and counted.
+    assert!(b.rx(syn(40001), 10_003).is_empty());
+    assert_eq!(b.drops(crate::stats::DropReason::Standby), 3);
+    let ping = build::icmp_echo(to_dir(CMAC), CIP, VIP, 8, 1, 1, b"ping");
+    assert!(b.rx(ping, 10_004).is_empty());
+    assert_eq!(b.drops(crate::stats::DropReason::Standby), 4);
+    assert_eq!(b.w.ipvs.conns.len(), 1, "no connection opened");
 }

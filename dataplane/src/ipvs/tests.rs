@@ -149,7 +149,7 @@ pub(super) fn to_dir(src: MacAddr) -> Link {
     Link { src, dst: DMAC }
 }
 
-fn ip_of(f: &[u8]) -> Ipv4Packet<&[u8]> {
+pub(super) fn ip_of(f: &[u8]) -> Ipv4Packet<&[u8]> {
     Ipv4Packet::new_checked(&f[14..]).unwrap()
 }
 
