@@ -208,8 +208,8 @@ pub struct Scheduler {
 #[derive(Debug, Clone)]
 enum State {
     None,
-    /// rr: index of the last pick (None: before the first).
-    Rr(Option<usize>),
+    /// rr: index and id of the last pick (None: before the first, or the list head).
+    Rr(Option<(usize, u32)>),
     /// wrr: the kernel's mark: current list position (None = list head), current
     /// weight, max weight, gcd step.
     Wrr {
@@ -277,7 +277,20 @@ impl Scheduler {
     pub fn update(&mut self, tables: SchedTables, dests: &[DestLoad]) {
         self.tables = tables;
         match &mut self.state {
-            State::Rr(last) if last.is_some_and(|l| l >= dests.len()) => *last = None,
+            State::Rr(last) => {
+                if let Some((i, id)) = *last {
+                    *last = match dests.iter().position(|d| d.id == id) {
+                        Some(ni) => Some((ni, id)),
+                        // ip_vs_rr_del_dest: the place steps back to the removed
+                        // server's predecessor (those before it keep their order), or
+                        // to the list head; the next pick is the server after it.
+                        None => i
+                            .checked_sub(1)
+                            .and_then(|p| dests.get(p))
+                            .map(|d| (i - 1, d.id)),
+                    };
+                }
+            }
             State::Wrr { cl, cw, mw, di } => {
                 // ip_vs_wrr_dest_changed
                 let (ndi, nmw) = wrr_params(dests);
@@ -302,11 +315,11 @@ impl Scheduler {
                     return None;
                 };
                 let n = dests.len();
-                let start = last.map_or(0, |l| l + 1);
+                let start = last.map_or(0, |(l, _)| l + 1);
                 let pick = (0..n)
                     .map(|i| (start + i) % n)
                     .find(|&i| dests[i].available())?;
-                *last = Some(pick);
+                *last = Some((pick, dests[pick].id));
                 Some(pick)
             }
             SchedKind::Wrr => self.pick_wrr(dests),

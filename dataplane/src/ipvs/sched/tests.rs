@@ -90,6 +90,30 @@ fn rr_rotates_over_available_servers_and_survives_updates() {
     );
 }
 
+/// The kernel's ip_vs_rr_del_dest: removing the server rr last picked steps its place
+/// back to the one before, so the next pick is the server after the removed one (not
+/// the first again); removing another keeps the place on the same server.
+#[test]
+fn rr_steps_back_when_its_last_pick_is_removed() {
+    let all = [d(1, 1), d(2, 1), d(3, 1), d(4, 1)];
+    let mut s = sched(SchedKind::Rr, &all);
+    assert_eq!(picks(&mut s, &all, 2), "AB");
+    // B (id 2) leaves: the place steps back to A; the next is C (now index 1).
+    let without_b = [d(1, 1), d(3, 1), d(4, 1)];
+    s.update(SchedTables::None, &without_b);
+    assert_eq!(picks(&mut s, &without_b, 3), "BCA", "C, D, then A");
+    // A (id 1, the last pick) is index 0: the place goes to the head; the next is C.
+    let without_a = [d(3, 1), d(4, 1)];
+    s.update(SchedTables::None, &without_a);
+    assert_eq!(picks(&mut s, &without_a, 1), "A", "C (index 0)");
+    // Removing a server before the last pick keeps the place on it (D next after C).
+    let mut s = sched(SchedKind::Rr, &all);
+    assert_eq!(picks(&mut s, &all, 3), "ABC");
+    let without_a = [d(2, 1), d(3, 1), d(4, 1)];
+    s.update(SchedTables::None, &without_a);
+    assert_eq!(picks(&mut s, &without_a, 1), "C", "D (index 2)");
+}
+
 #[test]
 fn least_connection_family() {
     let mut dests = [d(1, 1), d(2, 3), d(3, 1)];
