@@ -20,7 +20,9 @@ use super::packet::Advert;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+/// In JSON as keepalived's words, as the text and the notify scripts have them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum State {
     Init,
     Backup,

@@ -210,6 +210,7 @@ impl Vrrp {
             dirty: dirty.clone(),
             epoch: tokio::time::Instant::now(),
             stats: Vec::new(),
+            forcing: false,
         };
         r.init();
         tokio::spawn(r.run(rx));
@@ -293,6 +294,8 @@ struct Router {
     dirty: Arc<AtomicBool>,
     epoch: tokio::time::Instant,
     stats: Vec<Counts>,
+    /// Moving a sync group's other members (their group scripts are the mover's).
+    forcing: bool,
 }
 
 impl Router {
@@ -372,9 +375,7 @@ impl Router {
                         for i in 0..self.insts.len() {
                             let acts = self.insts[i].fsm.stop();
                             self.act(i, acts);
-                            if let Some(s) = &self.insts[i].conf.notify_stop {
-                                spawn_script(s.clone());
-                            }
+                            self.notify_stop(i);
                         }
                         self.publish();
                         let _ = done.send(());
@@ -581,6 +582,12 @@ impl Router {
         else {
             return;
         };
+        // The members it forces run their own scripts, not the group's again: the
+        // group's run once, for the member that moved first.
+        if self.forcing {
+            return;
+        }
+        self.forcing = true;
         for m in &g.group {
             let Some(j) = self.insts.iter().position(|x| &x.conf.name == m) else {
                 continue;
@@ -590,6 +597,7 @@ impl Router {
                 self.act(j, acts);
             }
         }
+        self.forcing = false;
         if self.insts[i].fsm.state == s {
             let script = match s {
                 State::Master => g.notify_master.clone(),
@@ -600,6 +608,28 @@ impl Router {
             script.into_iter().for_each(spawn_script);
             if let Some(n) = &g.notify {
                 spawn_script(format!("{n} GROUP {} {} 0", g.name, s.word()));
+            }
+        }
+    }
+
+    /// keepalived's notifications at shutdown (state STOP): `notify_stop`, and the generic
+    /// `notify` with `INSTANCE name STOP priority`; a sync group's once, from its first
+    /// member.
+    fn notify_stop(&self, i: usize) {
+        // Started at once: rvsd shuts the runtime down right after, and a spawned task
+        // might never run.
+        let run = crate::health::start_script_now;
+        let c = &self.insts[i].conf;
+        c.notify_stop.iter().for_each(|s| run(s));
+        if let Some(n) = &c.notify {
+            let prio = self.insts[i].fsm.priority;
+            run(&format!("{n} INSTANCE {} STOP {prio}", c.name));
+        }
+        let first_of = |g: &&crate::config::VrrpSyncGroupConf| g.group.first() == Some(&c.name);
+        if let Some(g) = self.groups.iter().find(first_of) {
+            g.notify_stop.iter().for_each(|s| run(s));
+            if let Some(n) = &g.notify {
+                run(&format!("{n} GROUP {} STOP 0", g.name));
             }
         }
     }
