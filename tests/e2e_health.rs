@@ -5,42 +5,20 @@
 
 use std::time::Duration;
 use testkit::eventually;
-use testkit::health::{checks, forwarding, is};
+use testkit::health::{all3, all_up, checks, forwarding, is, Daemon, DETECT};
 use testkit::lab::{lab_port, Lab, Mode, VIP};
 use testkit::net::{get_many, sample, tally, v4, ClientLoop, HttpServer};
 
 const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
-/// Longer than any detection below: delay_loop × (retry + 1) + connect_timeout, plus an
-/// interval, with room for a loaded machine.
-const DETECT: Duration = Duration::from_secs(20);
 
-/// A NAT lab whose service carries `service_keys` (YAML lines at 4 spaces) and whose
-/// real servers each carry `rs_keys` (at 8 spaces).
+/// The health lab with the same keys on every real server.
 fn health_lab(service_keys: &str, rs_keys: &str) -> Lab {
     health_lab_with(service_keys, |_| rs_keys.to_string())
 }
 
-/// `health_lab` where each real server carries keys of its own: `rs_keys(d)` for
-/// 198.18.0.d (d in 11..14).
 fn health_lab_with(service_keys: &str, rs_keys: impl Fn(u8) -> String) -> Lab {
-    let rs: String = (11u8..14)
-        .map(|d| {
-            format!(
-                "      - address: \"198.18.0.{d}:80\"\n        forward: nat\n{}",
-                rs_keys(d)
-            )
-        })
-        .collect();
-    let svc =
-        format!("  - vip: \"{VIP}:80\"\n    scheduler: rr\n{service_keys}    real_servers:\n{rs}");
-    lab_port(
-        std::path::Path::new(RVSD),
-        Mode::Nat,
-        &svc,
-        1,
-        "    kernel: { name: lan0k }\n",
-    )
+    testkit::health::lab(std::path::Path::new(RVSD), service_keys, rs_keys)
 }
 
 /// An HTTP_GET check of `/` with `retry` (keepalived's: retry + 1 failures in a row
@@ -49,22 +27,8 @@ fn http_get(retry: u32) -> String {
     format!("        checks:\n          - {{ type: http_get, url: [{{ path: /, status_code: 200 }}], connect_timeout: 0.5, retry: {retry}, delay_before_retry: 0.2 }}\n")
 }
 
-fn all3() -> Vec<(String, u32)> {
-    (11..14).map(|d| (format!("198.18.0.{d}:80"), 1)).collect()
-}
-
 fn server_names(l: &Lab, n: usize) -> std::collections::BTreeMap<String, usize> {
     tally(&get_many(&l.client.ns, v4(VIP, 80), n))
-}
-
-/// Waits until every real server was checked and is up.
-fn all_up(l: &Lab) {
-    let d = l.t.rvsd_ref(0);
-    eventually("every server checked and up", DETECT, || {
-        (11..14)
-            .all(|x| is(d, &format!("198.18.0.{x}:80"), true))
-            .then_some(())
-    });
 }
 
 /// `rvsadm ARGS` against the lab's rvsd: its standard output.
@@ -122,7 +86,7 @@ fn a_dead_server_leaves_and_comes_back() {
         )
     };
     let mut l = health_lab("    delay_loop: 0.3\n    warmup: 0\n", &http_get(2));
-    all_up(&l);
+    all_up(l.t.rvsd_ref(0));
     let d = l.t.rvsd_ref(0);
     assert_eq!(forwarding(d), all3());
     for x in 11..14 {
@@ -240,7 +204,7 @@ fn inhibit_on_failure_keeps_a_dead_server_at_weight_zero() {
         "    delay_loop: 0.3\n    warmup: 0\n    inhibit_on_failure: true\n",
         "        checks: [{ type: tcp_check, connect_timeout: 0.5, retry: 0 }]\n",
     );
-    all_up(&l);
+    all_up(l.t.rvsd_ref(0));
     drop(l.servers.remove(2));
     eventually("rs3 at weight 0", DETECT, || {
         (listed_weight(&l, "198.18.0.13:80") == Some(0)).then_some(())
@@ -350,7 +314,7 @@ fn a_reload_keeps_the_checkers_state() {
         "    delay_loop: 0.3\n    warmup: 0\n",
         "        checks: [{ type: tcp_check, connect_timeout: 0.5, retry: 0 }]\n",
     );
-    all_up(&l);
+    all_up(l.t.rvsd_ref(0));
     drop(l.servers.remove(0));
     let d = l.t.rvsd_ref(0);
     eventually("rs1 down", DETECT, || {
@@ -363,9 +327,15 @@ fn a_reload_keeps_the_checkers_state() {
         text.replace("scheduler: rr", "scheduler: wrr")
             .replace("delay_loop: 0.3", "delay_loop: 0.25"),
     ];
+    // A user keeps asking through both reloads (once rs1 is out of the table).
+    eventually("rs1 out", DETECT, || {
+        (forwarding(d).len() == 2).then_some(())
+    });
+    let client = ClientLoop::start(&l.client.ns, v4(VIP, 80));
     for next in &reloads {
         let before = checks(d);
         assert_eq!(before.len(), 3);
+        let t0 = std::time::Instant::now();
         d.reload(next);
         // Over many check intervals, rs1 never comes back.
         let until = std::time::Instant::now() + Duration::from_millis(1500);
@@ -374,6 +344,7 @@ fn a_reload_keeps_the_checkers_state() {
             std::thread::sleep(Duration::from_millis(50));
         }
         let after = checks(d);
+        let elapsed = t0.elapsed().as_secs_f64();
         assert_eq!(after.len(), 3);
         for (b, a) in before.iter().zip(&after) {
             assert_eq!(
@@ -381,11 +352,18 @@ fn a_reload_keeps_the_checkers_state() {
                 (a.up, a.last_change_unix),
                 "{a:?}"
             );
-            assert!(
-                a.checks_ok + a.checks_failed > b.checks_ok + b.checks_failed,
-                "the same check, still counting: {b:?} -> {a:?}"
-            );
+            let ran = a.checks_ok + a.checks_failed - (b.checks_ok + b.checks_failed);
+            assert!(ran > 0, "the same check, still counting: {b:?} -> {a:?}");
+            // No re-check storm: at most one check per (shortest) interval, plus the
+            // one a reload may start at once. Load only makes checks later, so this
+            // bound cannot fail on a slow machine.
+            let bound = (elapsed / 0.25).ceil() as u64 + 2;
+            assert!(ran <= bound, "{ran} checks in {elapsed:.2} s: {a:?}");
         }
+        // Nobody saw a failure (tally panics on one) or rs1 (a brief flap would put it
+        // back for a moment).
+        let seen = client.after(t0, 20, DETECT);
+        assert_eq!(tally(&seen).get("rs1"), None, "{seen:?}");
     }
 }
 
@@ -525,15 +503,6 @@ fn a_held_connection_follows_expire_nodest_conn() {
 }
 
 /// A process in a namespace, killed when dropped.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Every other checker against real servers: rs1 runs a TCP listener on 8080, a UDP
 /// echo on 9999, dnsmasq and an `openssl s_server`; rs2 runs none of them; rs3 is pinged
 /// at an address nobody has. Each check must pass where its server runs and fail, with

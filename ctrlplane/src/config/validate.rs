@@ -387,6 +387,13 @@ impl Config {
                 s.warmup,
                 err,
             );
+            if s.quorum == Some(0) {
+                // keepalived resets it to 1 with an error; rvs refuses the file.
+                err(
+                    at("quorum"),
+                    "the quorum is a weight sum of 1 or more (keepalived: [1, 4294967295])".into(),
+                );
+            }
             if let Some(sorry) = &s.sorry_server {
                 if matches!(sorry.forward, Fwd::Dr | Fwd::Tun)
                     && sorry.address.port != 0

@@ -471,4 +471,41 @@ mod tests {
         let e = Config::parse(&bad_code, "t.yaml").unwrap_err().to_string();
         assert!(e.contains("invalid status code"), "{e}");
     }
+
+    /// More mistakes, each at its own key: an unknown checker, a negative misc_timeout,
+    /// a quorum of 0. (file:line:column: key: ...)
+    #[test]
+    fn more_check_errors_are_positioned() {
+        let base = format!("{PORTS}services:\n  - vip: \"198.18.0.100:80\"\n    quorum: 2\n    real_servers:\n      - address: \"198.18.0.11:80\"\n        forward: nat\n        checks:\n          - {{ type: misc_check, misc_path: \"true\", misc_timeout: 1 }}\n");
+        Config::parse(&base, "t.yaml").expect("the base is valid");
+        let at = |text: &str, token: &str| {
+            let (n, line) = text
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.contains(token))
+                .unwrap();
+            format!("t.yaml:{}:{}:", n + 1, line.find(token).unwrap() + 1)
+        };
+        for (text, token, key) in [
+            (
+                base.replace("type: misc_check", "type: http_gett"),
+                "http_gett",
+                "services[0].real_servers[0].checks[0].type",
+            ),
+            (
+                base.replace("misc_timeout: 1", "misc_timeout: -1"),
+                "misc_timeout:",
+                "services[0].real_servers[0].checks[0].misc_timeout",
+            ),
+            (
+                base.replace("quorum: 2", "quorum: 0"),
+                "quorum:",
+                "services[0].quorum",
+            ),
+        ] {
+            let e = Config::parse(&text, "t.yaml").unwrap_err().to_string();
+            let want = format!("{} {key}", at(&text, token));
+            assert!(e.starts_with(&want), "{e}\nwanted {want}");
+        }
+    }
 }
