@@ -11,7 +11,7 @@ fi
 packages=(
   build-essential pkg-config clang libclang-dev   # bindgen and the C shim
   dpdk dpdk-dev libdpdk-dev                       # DPDK 22.11 and its PMD plugins
-  iproute2 iputils-ping ethtool curl              # namespace topologies, tests and demo
+  iproute2 iputils-ping iputils-arping ethtool curl  # namespace topologies, tests and demo
   tshark                                          # decodes what rvs sends, in packet tests
   dnsmasq-base openssl python3                    # real DNS, TLS and SMTP (smtpd) servers for health checks
   keepalived                                      # the real VRRP peer of the HA tests

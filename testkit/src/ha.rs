@@ -9,9 +9,15 @@
 //! Every director's port has a kernel twin (lan0k), which VRRP's adverts use.
 
 use crate::lab::{Mode, VIP};
-use crate::net::HttpServer;
+use crate::net::{get_many, tally, v4, HttpServer};
 use crate::{Host, Rvsd, Topology};
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
+
+/// Far longer than any takeover in the tests (at most 3 × 1 s + skew), for a loaded
+/// machine.
+pub const TAKEOVER: Duration = Duration::from_secs(20);
 
 /// The addresses VRRP moves: the service's VIP, the two gateways, and the FULLNAT local
 /// address (whose replies must reach the MASTER).
@@ -51,6 +57,14 @@ services:
 {services}
 {vrrp}
 "#
+    )
+}
+
+/// One VRRP instance, VI_1 on lan0 (VRID 51) over `VIRTUAL`, as the YAML of a
+/// `vrrp_instances` list; `extra` adds keys (indented by 4).
+pub fn instance(priority: u8, version: u8, advert: &str, extra: &str) -> String {
+    format!(
+        "vrrp_instances:\n  - name: VI_1\n    interface: lan0\n    virtual_router_id: 51\n    priority: {priority}\n    version: {version}\n    advert_int: {advert}\n    virtual_ipaddress: [{VIRTUAL}]\n{extra}"
     )
 }
 
@@ -153,6 +167,60 @@ impl HaLab {
             .position(|w| *w == "lladdr")
             .and_then(|k| f.get(k + 1))
             .map(|m| m.to_string())
+    }
+
+    /// The client reaches the service: `n` fresh requests, none failing.
+    pub fn serves(&self, n: usize) {
+        let m = tally(&get_many(&self.client.ns, v4(VIP, 80), n));
+        assert_eq!(m.values().sum::<usize>(), n, "{m:?}");
+    }
+
+    /// The MACs that answer the client's ARP requests for `ip` (arping, broadcasting
+    /// every request so that every responder is heard).
+    pub fn arp_responders(&self, ip: &str) -> BTreeSet<String> {
+        // Two broadcast requests a second apart. arping exits 1 when nobody answers
+        // (the empty set), 2 when it could not run.
+        let out = self
+            .client
+            .exec(&["arping", "-b", "-c", "2", "-w", "3", "-I", "eth0", ip]);
+        assert_ne!(
+            out.status.code(),
+            Some(2),
+            "arping: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("reply from"))
+            .filter_map(|l| {
+                let (_, rest) = l.split_once('[')?;
+                Some(rest.split_once(']')?.0.to_lowercase())
+            })
+            .collect()
+    }
+
+    /// Whether the client's ping of `ip` sent to `mac` (a permanent neighbour entry)
+    /// is answered. The entry is removed afterwards.
+    pub fn ping_via(&self, ip: &str, mac: &str) -> bool {
+        self.client.run(&[
+            "ip",
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ]);
+        let ok = self
+            .client
+            .exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", ip])
+            .status
+            .success();
+        self.client.run(&["ip", "neigh", "del", ip, "dev", "eth0"]);
+        ok
     }
 
     /// The MAC of director `i`'s port (its kernel twin carries the same).

@@ -126,6 +126,13 @@ impl Host {
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+    /// One HTTP GET of `url` on a fresh connection from source address `src` (one of
+    /// this host's): the body, trimmed (the lab's servers answer their name).
+    pub fn fetch_from(&self, src: &str, url: &str) -> String {
+        self.run(&["curl", "-s", "-m", "5", "--interface", src, url])
+            .trim()
+            .to_string()
+    }
     pub fn spawn(&self, args: &[&str]) -> Child {
         Command::new("ip")
             .args(["netns", "exec", &self.ns])

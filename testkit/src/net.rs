@@ -297,12 +297,23 @@ pub fn tally(results: &[Result<String, String>]) -> std::collections::BTreeMap<S
 
 /// Captures frames on `ifname` inside `ns` (a raw AF_PACKET socket) while `during` runs
 /// and for `linger` after; returns them.
-pub fn capture<T: Send + 'static>(
+pub fn capture<T>(
     ns: &str,
     ifname: &str,
     linger: Duration,
-    during: impl FnOnce() -> T + Send + 'static,
+    during: impl FnOnce() -> T,
 ) -> (T, Vec<Vec<u8>>) {
+    let (out, frames) = capture_timed(ns, ifname, linger, during);
+    (out, frames.into_iter().map(|(_, f)| f).collect())
+}
+
+/// `capture`, with the moment each frame was received.
+pub fn capture_timed<T>(
+    ns: &str,
+    ifname: &str,
+    linger: Duration,
+    during: impl FnOnce() -> T,
+) -> (T, Vec<(Instant, Vec<u8>)>) {
     let (ns2, ifname) = (ns.to_string(), ifname.to_string());
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
@@ -351,7 +362,7 @@ pub fn capture<T: Send + 'static>(
         while !stop2.load(Ordering::Relaxed) {
             let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
             if n > 0 {
-                frames.push(buf[..n as usize].to_vec());
+                frames.push((Instant::now(), buf[..n as usize].to_vec()));
             }
         }
         unsafe { libc::close(fd) };
