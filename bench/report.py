@@ -248,9 +248,14 @@ def main():
         if other(hc):
             w(f"Measured on {machine_line(hc['machine'])}.\n")
         w(h["setup"] + "\n")
-        w("| real servers | probes configured per second | achieved per second | servers up | health thread, share of a core | main thread, share of a core | window s |")
-        w("|---:|---:|---:|---:|---:|---:|---:|")
-        w(f"| {h['servers']:,} | {h['probes_per_s_expected']:,.0f} | {h['probes_per_s']:,.0f} | {h['servers_up']:,} | {h['health_thread_cpu']:.1%} | {h['main_thread_cpu']:.1%} | {h['seconds']} |")
+        if "control_plane_cpu" in h:
+            w("| real servers | probes configured per second | achieved per second | farm's accepts per second | twin packets per probe | servers up | health thread, share of a core | main thread | whole control plane | window s |")
+            w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            w(f"| {h['servers']:,} | {h['probes_per_s_expected']:,.0f} | {h['probes_per_s']:,.0f} | {h['farm_accepts_per_s']:,.0f} | {h['twin_packets_per_probe']} | {h['servers_up']:,} | {h['health_thread_cpu']:.1%} | {h['main_thread_cpu']:.1%} | {h['control_plane_cpu']:.1%} | {h['seconds']} |")
+        else:
+            w("| real servers | probes configured per second | achieved per second | servers up | health thread, share of a core | main thread, share of a core | window s |")
+            w("|---:|---:|---:|---:|---:|---:|---:|")
+            w(f"| {h['servers']:,} | {h['probes_per_s_expected']:,.0f} | {h['probes_per_s']:,.0f} | {h['servers_up']:,} | {h['health_thread_cpu']:.1%} | {h['main_thread_cpu']:.1%} | {h['seconds']} |")
         w("")
         w("Reproduce this section alone: `target/release/rvs-bench health`.\n")
     fo = load("failover.json")

@@ -17,7 +17,7 @@ pub const VIP: &str = "198.18.1.100";
 pub const FLOOD_PPS: u64 = 50_000;
 
 /// What the end-to-end figures are, as the report says it.
-pub const SETUP: &str = "A client, three nginx real servers (one worker each, access log off) and the load balancer in network namespaces on one bridge; wrk with 1 thread and 16 connections, each load for the given seconds. Keep-alive: wrk's connections reused; fresh: `Connection: close`, a new TCP connection per request (before a fresh figure is recorded, the real servers' TcpPassiveOpens must show about one connection per request; keep-alive loads must show a handful). Under flood: the fresh load while an attacker namespace sends SYNs from random sources in 198.19.0.0/16 at the VIP, paced at the target rate; the flood column is what landed: an nftables counter at the egress of the bridge port toward the load balancer. Every round measures every target in its own seeded order, and waits until the real servers hold no half-open connection before each target. Direct is a client talking to one real server with no load balancer. rvs runs NAT, round robin, one worker, adaptive idle.";
+pub const SETUP: &str = "A client, three nginx real servers (one worker each, access log off) and the load balancer in network namespaces on one bridge; wrk with 1 thread and 16 connections, each load for the given seconds, from a client with every port (1024-65535) and tcp_tw_reuse on; a load with more than 1% failed requests is not recorded, nor an rvs load during which the load balancer namespace's kernel sent ICMP. Keep-alive: wrk's connections reused; fresh: `Connection: close`, a new TCP connection per request (before a fresh figure is recorded, the real servers' TcpPassiveOpens must show about one connection per request; keep-alive loads must show a handful). Under flood: the fresh load while an attacker namespace sends SYNs from random sources in 198.19.0.0/16 at the VIP, paced at the target rate; the flood column is what landed: an nftables counter at the egress of the bridge port toward the load balancer. Every round measures every target in its own seeded order, and waits until the real servers hold no half-open connection before each target. Direct is a client talking to one real server with no load balancer. rvs runs NAT, round robin, one worker, adaptive idle.";
 
 #[derive(Serialize, Clone, Debug)]
 pub struct Load {
@@ -141,6 +141,19 @@ fn landed_packets(nft: &str) -> Option<u64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// A load without a flood must see (almost) no errors: more than 1% failed requests
+/// means something other than the target's capacity was measured.
+pub fn check_errors(l: &Load) -> Result<()> {
+    if l.errors * 100 > l.requests.max(1) {
+        bail!(
+            "{} errors in {} requests: not reporting it",
+            l.errors,
+            l.requests
+        );
+    }
+    Ok(())
+}
+
 /// A fresh-connection load must have opened about one connection per request: wrk
 /// opens a new one only when an answer says `Connection: close`, so a server that
 /// keeps connections open turns a "fresh" load into keep-alive. Refuses to report
@@ -250,17 +263,34 @@ impl Drop for Nginx {
 }
 
 /// TcpPassiveOpens (completed passive handshakes) in a namespace's /proc/net/snmp.
-fn passive_opens(snmp: &str) -> Option<u64> {
-    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (tcp.next()?, tcp.next()?);
-    let i = names.split_whitespace().position(|n| n == "PassiveOpens")?;
+/// A counter of a namespace's /proc/net/snmp: `group` (`Tcp`, `Icmp`) and `name`.
+pub fn snmp(text: &str, group: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{group}:");
+    let mut g = text.lines().filter(|l| l.starts_with(&prefix));
+    let (names, values) = (g.next()?, g.next()?);
+    let i = names.split_whitespace().position(|n| n == name)?;
     values.split_whitespace().nth(i)?.parse().ok()
+}
+
+fn passive_opens(text: &str) -> Option<u64> {
+    snmp(text, "Tcp", "PassiveOpens")
 }
 
 fn lab() -> Result<Lab> {
     let mut t = Topology::new();
     let client = t.add_host("client", Some("198.18.1.1/24"));
     client.run(&["ip", "route", "add", "default", "via", "198.18.1.2"]);
+    // A load generator's settings: every port, and ports in TIME_WAIT reused for new
+    // connections. Without them a target measured after one where the client closed
+    // first (HAProxy: ~150,000 connections in 30 s) found the client's ports all in
+    // TIME_WAIT for a minute and was held to ~470 new connections/s (28,000 ports /
+    // 60 s): 416-599 fresh requests/s for rvs right after HAProxy.
+    for kv in [
+        "net.ipv4.tcp_tw_reuse=1",
+        "net.ipv4.ip_local_port_range=1024 65535",
+    ] {
+        client.run(&["sysctl", "-qw", kv]);
+    }
     // Direct access to the real servers' subnet, on the same segment.
     client.run(&["ip", "route", "add", "198.18.0.0/24", "dev", "eth0"]);
     let attacker = t.add_host("attack", Some("198.18.1.66/24"));
@@ -377,9 +407,18 @@ impl Lab {
         }
         self.lb.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     }
+    /// Back to a load balancer namespace whose kernel leaves traffic alone: no
+    /// addresses, no rules, and no forwarding (left on, it would answer its copy of the
+    /// packets af_packet also hands rvs with ICMP unreachables; the premise in `run`
+    /// checks that it sends none).
     fn kernel_lb_off(&self) {
         let _ = self.lb.exec(&["ip", "addr", "flush", "dev", "eth0"]);
         let _ = self.lb.exec(&["nft", "flush", "ruleset"]);
+        let _ = self.lb.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+    }
+    /// ICMP messages the load balancer's kernel has sent so far.
+    fn lb_icmp_out(&self) -> u64 {
+        snmp(&self.lb.run(&["cat", "/proc/net/snmp"]), "Icmp", "OutMsgs").unwrap_or(0)
     }
 }
 
@@ -436,10 +475,21 @@ pub fn run(rvsd: &Path, secs: u32, only: Option<&str>, round: usize) -> Result<V
         None => true,
     };
     let measure = |name: &str, url: &str, l: &Lab, flood: bool| -> Result<Target> {
+        let icmp = l.lb_icmp_out();
         let keepalive = l.counted(|| wrk(&l.client, url, false, secs))?;
         check_keepalive(&keepalive).with_context(|| format!("{name}: keep-alive"))?;
         let fresh = l.counted(|| wrk(&l.client, url, true, secs))?;
         check_fresh(&fresh).with_context(|| format!("{name}: fresh"))?;
+        for (what, load) in [("keep-alive", &keepalive), ("fresh", &fresh)] {
+            check_errors(load).with_context(|| format!("{name}: {what}"))?;
+        }
+        // rvs owns the interface: its namespace's kernel must stay out of the traffic.
+        if name.starts_with("rvs") {
+            let sent = l.lb_icmp_out() - icmp;
+            if sent > 0 {
+                bail!("{name}: the load balancer namespace's kernel sent {sent} ICMP messages during the loads: it acted on the traffic rvs owns; not recording");
+            }
+        }
         let (fresh_under_synflood, flood_pps) = if flood {
             let mut pps = 0.0;
             let a = l.counted(|| {
@@ -609,6 +659,25 @@ mod tests {
         let out = "table netdev rvsbench_flood {\n\tchain landed {\n\t\ttype filter hook egress device \"p-lb\" priority -500; policy accept;\n\t\tip saddr 198.19.0.0/16 counter packets 149873 bytes 8992380\n\t}\n}\n";
         assert_eq!(super::landed_packets(out), Some(149_873));
         assert_eq!(super::landed_packets("table netdev x {}"), None);
+    }
+
+    #[test]
+    fn a_load_with_more_than_one_percent_errors_is_refused() {
+        let load = |requests, errors| super::Load {
+            requests,
+            connections: requests,
+            requests_per_s: 1.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            errors,
+        };
+        assert!(super::check_errors(&load(1000, 10)).is_ok());
+        assert!(super::check_errors(&load(1000, 11)).is_err());
+        assert!(super::check_errors(&load(0, 1)).is_err());
+        assert_eq!(
+            super::snmp("Icmp: InMsgs OutMsgs\nIcmp: 3 17\n", "Icmp", "OutMsgs"),
+            Some(17)
+        );
     }
 
     #[test]
