@@ -8,6 +8,7 @@ pub mod director;
 pub mod ha;
 pub mod health;
 pub mod ipvsadm;
+pub mod keepalived;
 pub mod kernel;
 pub mod metrics;
 pub mod snapshot;

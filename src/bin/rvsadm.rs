@@ -21,6 +21,7 @@ Usage:
   rvsadm --start-daemon master|backup [--mcast-interface port] [--syncid N] | --stop-daemon master|backup
   rvsadm -L --daemon
   rvsadm --status | --counters | --health | --vrrp | --reload | --save-config FILE
+  rvsadm --convert-keepalived FILE [--interfaces eth0=lan0[,...]] [--config RVS.yaml] [--config-id ID]
 Options:
   --tcp-service  -t service-address   service-address is host[:port]
   --udp-service  -u service-address
@@ -41,11 +42,18 @@ Options:
   --stats / --rate / --thresholds / --persistent-conn / --timeout / --exact / --sort
   --socket PATH                       rvsd's control socket (or RVS_SOCKET; default /run/rvs/rvsd.sock)
   --json                              raw JSON answers for --status, --counters, --health and --vrrp
+  --convert-keepalived FILE           print a keepalived.conf as rvs YAML (no rvsd needed): with
+                                      --config, the whole configuration as --save-config writes it
 ";
 
 struct Opts {
     socket: PathBuf,
     json: bool,
+    /// --convert-keepalived's: keepalived interface names onto rvs ports, the rvs YAML
+    /// to merge into, and the config id for `@` lines.
+    interfaces: std::collections::BTreeMap<String, String>,
+    base: Option<PathBuf>,
+    config_id: Option<String>,
     rvs_cmd: Option<RvsCmd>,
     rest: Vec<String>,
 }
@@ -57,6 +65,7 @@ enum RvsCmd {
     SaveConfig(PathBuf),
     Health,
     Vrrp,
+    ConvertKeepalived(PathBuf),
 }
 
 fn usage_error(msg: &str) -> ! {
@@ -70,6 +79,9 @@ fn split_options(args: Vec<String>) -> Opts {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/run/rvs/rvsd.sock")),
         json: false,
+        interfaces: Default::default(),
+        base: None,
+        config_id: None,
         rvs_cmd: None,
         rest: Vec::new(),
     };
@@ -107,6 +119,35 @@ fn split_options(args: Vec<String>) -> Opts {
             "--reload" => set(RvsCmd::Reload),
             "--health" => set(RvsCmd::Health),
             "--vrrp" => set(RvsCmd::Vrrp),
+            "--convert-keepalived" => {
+                let f = it
+                    .next()
+                    .unwrap_or_else(|| usage_error("--convert-keepalived needs a file name"));
+                set(RvsCmd::ConvertKeepalived(PathBuf::from(f)))
+            }
+            "--interfaces" => {
+                let list = it
+                    .next()
+                    .unwrap_or_else(|| usage_error("--interfaces needs eth0=lan0[,...]"));
+                for pair in list.split(',') {
+                    let Some((k, v)) = pair.split_once('=') else {
+                        usage_error(&format!("--interfaces: {pair:?} is not NAME=PORT"));
+                    };
+                    o.interfaces.insert(k.to_string(), v.to_string());
+                }
+            }
+            "--config" => {
+                o.base =
+                    Some(PathBuf::from(it.next().unwrap_or_else(|| {
+                        usage_error("--config needs an rvs YAML file")
+                    })))
+            }
+            "--config-id" => {
+                o.config_id = Some(
+                    it.next()
+                        .unwrap_or_else(|| usage_error("--config-id needs an id")),
+                )
+            }
             "--save-config" => {
                 let f = it
                     .next()
@@ -222,6 +263,23 @@ fn run(o: &Opts) -> Result<(), String> {
     Ok(())
 }
 
+/// `--convert-keepalived FILE`: local, no rvsd needed.
+fn convert_keepalived(o: &Opts, file: &std::path::Path) -> Result<(), String> {
+    let opts = ctrlplane::keepalived::Options {
+        interfaces: &o.interfaces,
+        config_id: o
+            .config_id
+            .clone()
+            .unwrap_or_else(ctrlplane::keepalived::default_config_id),
+    };
+    let (yaml, warnings) = ctrlplane::keepalived::load::to_yaml(file, &opts, o.base.as_deref())?;
+    for w in warnings {
+        eprintln!("rvsadm: {w} (accepted, no effect)");
+    }
+    print!("{yaml}");
+    Ok(())
+}
+
 fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
     let req = match c {
         RvsCmd::Status => Request::Status,
@@ -230,6 +288,7 @@ fn run_rvs(o: &Opts, c: &RvsCmd) -> Result<(), String> {
         RvsCmd::SaveConfig(_) => Request::ConfigYaml,
         RvsCmd::Health => Request::Health,
         RvsCmd::Vrrp => Request::Vrrp,
+        RvsCmd::ConvertKeepalived(file) => return convert_keepalived(o, file),
     };
     let resp = call(o, req)?;
     if o.json {

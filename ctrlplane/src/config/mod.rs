@@ -67,6 +67,11 @@ pub struct Config {
     /// keepalived's `lvs_sync_daemon`: connection sync with the peer director.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lvs_sync_daemon: Option<LvsSyncConf>,
+    /// A keepalived.conf whose services and VRRP blocks are added to the sections
+    /// above when the file is loaded (and re-read on every reload). Not saved: a saved
+    /// configuration holds what it produced.
+    #[serde(default, skip_serializing)]
+    pub keepalived: Option<crate::keepalived::KeepalivedConf>,
 }
 
 /// A configuration error, positioned in its file.
@@ -87,6 +92,9 @@ pub enum ConfigError {
     },
     #[error("{file}: {message}")]
     Unpositioned { file: String, message: String },
+    /// In the keepalived.conf the YAML names (`FILE:LINE: message`).
+    #[error("{0}")]
+    Keepalived(#[from] crate::keepalived::KaError),
 }
 
 /// The most workers a director runs (one rx/tx queue pair each per port).
@@ -101,11 +109,23 @@ impl Config {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Parses and validates; `file` is only used in messages.
+    /// Parses and validates; `file` names the YAML in messages, and its directory is
+    /// where a relative `keepalived.config` is found.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = serde_yaml::from_str(text).map_err(|e| serde_error(e, file))?;
+        let mut cfg: Config = serde_yaml::from_str(text).map_err(|e| serde_error(e, file))?;
+        let ka = match cfg.keepalived.clone() {
+            Some(k) => Some(crate::keepalived::load::merge(&mut cfg, &k, file)?),
+            None => None,
+        };
         let problems = cfg.validate();
         if let Some((key, message)) = problems.into_iter().next() {
+            // A problem in what the keepalived.conf made is reported at its line.
+            if let Some(pos) = ka.as_ref().and_then(|k| k.origin_of(&key)) {
+                return Err(ConfigError::Keepalived(crate::keepalived::KaError {
+                    pos: pos.clone(),
+                    message: format!("{key}: {message}"),
+                }));
+            }
             let (line, column) = locate::locate(text, &key).unwrap_or((1, 1));
             return Err(ConfigError::Invalid {
                 file: file.into(),
@@ -114,6 +134,11 @@ impl Config {
                 key,
                 message,
             });
+        }
+        if let Some(k) = &ka {
+            for w in &k.warnings {
+                tracing::warn!("{w} (accepted, no effect)");
+            }
         }
         Ok(cfg)
     }
