@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for t in packet_parse l2l3_input worker_input; do
+for t in packet_parse l2l3_input worker_input vrrp_advert sync_message control_inputs; do
   echo "== fuzzing $t for ${secs}s"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" -- -max_total_time="$secs" -max_len=2048
 done

@@ -267,6 +267,10 @@ fn an_established_connection_survives(mode: Mode, fwd: &str, svc_extra: &str, pa
         m.lines().any(|l| l == "rvs_sync_messages_bad_total 0"),
         "{m}"
     );
+    assert!(
+        sample(&m, "rvs_sync_messages_total", &["direction=\"received\""]) > Some(0),
+        "{m}"
+    );
 }
 
 #[test]

@@ -36,6 +36,17 @@ fn the_backup_takes_over_when_the_master_dies_and_the_master_preempts_back() {
     assert_eq!(sample(&ma, "rvs_vrrp_state", &[vi]), Some(2), "{ma}");
     assert_eq!(sample(&mb, "rvs_vrrp_state", &[vi]), Some(1), "{mb}");
     assert_eq!(sample(&mb, "rvs_vrrp_priority", &[vi]), Some(100));
+    // A went INIT -> BACKUP -> MASTER, B INIT -> BACKUP.
+    assert_eq!(
+        sample(&ma, "rvs_vrrp_transitions_total", &[vi]),
+        Some(2),
+        "{ma}"
+    );
+    assert_eq!(
+        sample(&mb, "rvs_vrrp_transitions_total", &[vi]),
+        Some(1),
+        "{mb}"
+    );
     assert!(sample(&ma, "rvs_vrrp_adverts_total", &[vi, "direction=\"sent\""]) > Some(0));
     assert!(
         sample(
@@ -52,6 +63,10 @@ fn the_backup_takes_over_when_the_master_dies_and_the_master_preempts_back() {
     eventually("B MASTER", TAKEOVER, || {
         (state(l.rvsd(1)) == "MASTER").then_some(())
     });
+    assert_eq!(
+        instances(l.rvsd(1))[0].last_cause,
+        "no advert within the master down interval"
+    );
     eventually("the client's ARP entry moved to B", TAKEOVER, || {
         (l.client_mac_for(VIP) == Some(l.mac_of(1))).then_some(())
     });
@@ -72,8 +87,11 @@ fn the_backup_takes_over_when_the_master_dies_and_the_master_preempts_back() {
     eventually("B MASTER after A's priority 0", TAKEOVER, || {
         (state(l.rvsd(1)) == "MASTER").then_some(())
     });
-    // It heard the step-down (which cuts its wait to the skew time), not just silence.
-    assert!(instances(l.rvsd(1))[0].priority_zero_received >= 1);
+    // It heard the step-down and took over on the skew timer it starts, not on the
+    // master down interval: takeover within the skew time.
+    let ib = &instances(l.rvsd(1))[0];
+    assert!(ib.priority_zero_received >= 1, "{ib:?}");
+    assert_eq!(ib.last_cause, "the master sent priority 0", "{ib:?}");
     l.serves(6);
     assert!(
         l.rvsd(1)

@@ -320,6 +320,18 @@ impl Server {
     }
 }
 
+/// One request line as a client sends it: its envelope, then its body.
+pub fn decode_request(line: &str) -> Result<Request, String> {
+    match serde_json::from_str::<Envelope<Request>>(line) {
+        Ok(env) if env.v == PROTOCOL_VERSION => Ok(env.body),
+        Ok(env) => Err(format!(
+            "protocol version {} not supported; this rvsd speaks {PROTOCOL_VERSION}",
+            env.v
+        )),
+        Err(e) => Err(format!("bad request: {e}")),
+    }
+}
+
 fn serve<H: Fn(Request) -> Response>(s: UnixStream, handler: &H) {
     s.set_nonblocking(false).ok();
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
@@ -327,17 +339,9 @@ fn serve<H: Fn(Request) -> Response>(s: UnixStream, handler: &H) {
     if BufReader::new(&s).read_line(&mut line).is_err() {
         return;
     }
-    let resp = match serde_json::from_str::<Envelope<Request>>(&line) {
-        Ok(env) if env.v == PROTOCOL_VERSION => handler(env.body),
-        Ok(env) => Response::Error {
-            message: format!(
-                "protocol version {} not supported; this rvsd speaks {PROTOCOL_VERSION}",
-                env.v
-            ),
-        },
-        Err(e) => Response::Error {
-            message: format!("bad request: {e}"),
-        },
+    let resp = match decode_request(&line) {
+        Ok(req) => handler(req),
+        Err(message) => Response::Error { message },
     };
     let mut out = serde_json::to_string(&Envelope {
         v: PROTOCOL_VERSION,

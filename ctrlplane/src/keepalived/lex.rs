@@ -35,6 +35,17 @@ pub fn read(path: &Path, config_id: &str) -> Result<Vec<Line>> {
     Ok(r.out)
 }
 
+/// Reads `text` as a file named `name` (includes resolved from the current directory).
+pub fn read_text(text: &str, name: &str, config_id: &str) -> Result<Vec<Line>> {
+    let mut r = Reader {
+        config_id,
+        defs: HashMap::new(),
+        out: Vec::new(),
+    };
+    r.text(text, name, Path::new("."), 0)?;
+    Ok(r.out)
+}
+
 struct Reader<'a> {
     config_id: &'a str,
     defs: HashMap<String, String>,
@@ -53,12 +64,15 @@ impl Reader<'_> {
             }
             Err(e) => return err(from, format!("include {}: {e}", path.display())),
         };
-        let name = path.display().to_string();
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.text(&text, &path.display().to_string(), &dir, depth)
+    }
+
+    fn text(&mut self, text: &str, name: &str, dir: &Path, depth: usize) -> Result<()> {
         let mut lines = text.lines().enumerate();
         while let Some((n, raw)) = lines.next() {
             let pos = Pos {
-                file: name.clone(),
+                file: name.to_string(),
                 line: n + 1,
             };
             let mut line = raw.trim().to_string();
@@ -105,7 +119,7 @@ impl Reader<'_> {
                         let [_, pattern] = words.as_slice() else {
                             return err(&pos, "include: one path (a glob pattern) expected");
                         };
-                        self.include(&dir, pattern, &pos, depth)?;
+                        self.include(dir, pattern, &pos, depth)?;
                     }
                     Some(w) if w.starts_with("~SEQ") => {
                         return err(

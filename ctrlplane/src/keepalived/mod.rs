@@ -129,6 +129,14 @@ pub fn convert_file(path: &Path, opts: &Options) -> Result<Converted> {
     convert(&stmts, opts)
 }
 
+/// Reads and converts keepalived.conf `text` (named `name` in messages), resolving
+/// includes from the current directory (the fuzz target's way in).
+pub fn convert_text(text: &str, name: &str, opts: &Options) -> Result<Converted> {
+    let lines = lex::read_text(text, name, &opts.config_id)?;
+    let stmts = tree::build(lines)?;
+    convert(&stmts, opts)
+}
+
 /// Converts parsed statements (the top level of a keepalived.conf).
 pub fn convert(stmts: &[Stmt], opts: &Options) -> Result<Converted> {
     let mut out = Converted::default();

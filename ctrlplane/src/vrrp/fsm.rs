@@ -83,6 +83,10 @@ pub struct Fsm {
     /// While `preempt_delay` runs (from start, from leaving FAULT, or from first hearing
     /// a lower-priority master, as keepalived), a better backup does not preempt.
     preempt_until: Option<Duration>,
+    /// Why the last change of state happened (rvsadm --vrrp, the log).
+    pub cause: &'static str,
+    /// The running BACKUP timer is the skew time after the master's priority 0.
+    after_zero: bool,
 }
 
 fn cs(v: u32) -> Duration {
@@ -99,6 +103,8 @@ impl Fsm {
             master_ip: None,
             deadline: None,
             preempt_until: None,
+            cause: "",
+            after_zero: false,
         }
     }
 
@@ -122,8 +128,10 @@ impl Fsm {
     /// Starts the instance at `now`.
     pub fn start(&mut self, now: Duration) -> Vec<Action> {
         if self.priority == 255 {
+            self.cause = "owner (priority 255)";
             return self.enter_master(now);
         }
+        self.cause = "start";
         let acts = self.enter_backup(now);
         if self.p.want_master {
             self.deadline = Some(now + self.advert_interval() + self.skew());
@@ -140,6 +148,7 @@ impl Fsm {
 
     fn enter_backup(&mut self, now: Duration) -> Vec<Action> {
         let was = self.state;
+        self.after_zero = false;
         if matches!(was, State::Init | State::Fault) && !self.p.preempt_delay.is_zero() {
             self.preempt_until = Some(now + self.p.preempt_delay);
         }
@@ -156,7 +165,14 @@ impl Fsm {
     /// The running timer fired (call when `now` reached `deadline`).
     pub fn on_timer(&mut self, now: Duration) -> Vec<Action> {
         match self.state {
-            State::Backup => self.enter_master(now),
+            State::Backup => {
+                self.cause = if self.after_zero {
+                    "the master sent priority 0"
+                } else {
+                    "no advert within the master down interval"
+                };
+                self.enter_master(now)
+            }
             State::Master => {
                 self.deadline = Some(now + self.advert_interval());
                 vec![Action::Advert(self.priority)]
@@ -181,7 +197,9 @@ impl Fsm {
                 let delaying = self.preempt_until.is_some_and(|u| now < u);
                 if a.priority == 0 {
                     self.deadline = Some(now + self.skew());
+                    self.after_zero = true;
                 } else if self.p.nopreempt || a.priority >= self.priority || delaying {
+                    self.after_zero = false;
                     if self.p.version == 3 && a.interval_cs > 0 {
                         self.master_adv_cs = a.interval_cs;
                     }
@@ -202,6 +220,7 @@ impl Fsm {
                     // with our priority tells the winner that another master was
                     // active, so it announces its addresses again (issue #166).
                     let mut acts = vec![Action::Advert(self.priority)];
+                    self.cause = "a master of higher priority";
                     acts.extend(self.enter_backup(now));
                     if self.p.version == 3 && a.interval_cs > 0 {
                         self.master_adv_cs = a.interval_cs;
@@ -240,6 +259,7 @@ impl Fsm {
                 Vec::new()
             }
             (true, was) => {
+                self.cause = "a tracked object failed";
                 self.state = State::Fault;
                 self.deadline = None;
                 let mut acts = Vec::new();
@@ -249,12 +269,16 @@ impl Fsm {
                 acts.push(Action::Became(State::Fault));
                 acts
             }
-            (false, State::Fault) => self.enter_backup(now),
+            (false, State::Fault) => {
+                self.cause = "the tracked objects recovered";
+                self.enter_backup(now)
+            }
         }
     }
 
     /// Moves a sync group member to the state its group took.
     pub fn force(&mut self, now: Duration, to: State) -> Vec<Action> {
+        self.cause = "its sync group";
         match (self.state, to) {
             (a, b) if a == b => Vec::new(),
             (_, State::Master) => self.enter_master(now),
@@ -361,6 +385,20 @@ mod tests {
         f.on_advert(ms(500), PEER, &adv(250, 100));
         f.on_advert(ms(600), PEER, &adv(0, 100));
         assert_eq!(f.deadline, Some(ms(600) + f.skew()));
+        assert!(f.skew() < f.master_down());
+        // Its timer fires: MASTER, and that is why.
+        let at = f.deadline.unwrap();
+        f.on_timer(at);
+        assert_eq!(
+            (f.state, f.cause),
+            (State::Master, "the master sent priority 0")
+        );
+        // Silence alone is the other cause.
+        let mut g = fsm(2, 100, 200);
+        g.start(ms(0));
+        let at = g.deadline.unwrap();
+        g.on_timer(at);
+        assert_eq!(g.cause, "no advert within the master down interval");
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct InstanceStatus {
     pub virtual_ipaddress: Vec<String>,
     /// Seconds since the epoch of the last change of state (0 before the first).
     pub last_transition_unix: f64,
+    /// Why it changed: "the master sent priority 0", "no advert within the master
+    /// down interval", "a master of higher priority", ...
+    #[serde(default)]
+    pub last_cause: String,
     pub transitions: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
@@ -548,6 +552,8 @@ impl Router {
         let now = self.now();
         let prio = self.insts[i].fsm.priority;
         let name = self.insts[i].conf.name.clone();
+        // keepalived's line as it writes it, the cause on one of its own.
+        tracing::info!("({name}) {}", self.insts[i].fsm.cause);
         tracing::info!("({name}) Entering {} STATE", s.word());
         self.stats[i].transitions += 1;
         self.stats[i].last_transition = unix_now();
@@ -669,6 +675,7 @@ impl Router {
                     .map(|p| p.0.to_string())
                     .collect(),
                 last_transition_unix: n.last_transition,
+                last_cause: x.fsm.cause.to_string(),
                 transitions: n.transitions,
                 adverts_sent: n.sent,
                 adverts_received: n.received,

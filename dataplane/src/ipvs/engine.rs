@@ -306,14 +306,7 @@ impl IpvsWorker {
             return self.outbound(ci, frame, h, cx);
         }
         let Some(svc) = cx.ipvs.lookup(h.proto, h.dst, h.dport) else {
-            if cx.ipvs.is_lip(h.dst) {
-                return Err(DropReason::NoConn);
-            }
-            // A VRRP BACKUP's VIP: not its traffic (nor its kernel twin's).
-            if standby(cx.ipvs, h) {
-                return Err(DropReason::Standby);
-            }
-            return Ok(Verdict::Pass(frame));
+            return no_service(frame, h, cx.ipvs);
         };
         if h.proto == protocol::TCP
             && (h.tcp_flags & tf::SYN == 0 || h.tcp_flags & (tf::RST | tf::ACK) != 0)
@@ -396,6 +389,21 @@ impl IpvsWorker {
         self.conns.set_expires(ci, now_s + timeout);
         self.sync_after(ci, changed, dir);
     }
+}
+
+/// A TCP/UDP packet of no connection and no service: out of line, so that the
+/// forwarding path stays as it was compiled before it.
+#[cold]
+#[inline(never)]
+fn no_service<F>(frame: F, h: &IpHdr, ipvs: &IpvsTable) -> Outcome<F> {
+    if ipvs.is_lip(h.dst) {
+        return Err(DropReason::NoConn);
+    }
+    // A VRRP BACKUP's VIP: not its traffic (nor its kernel twin's).
+    if standby(ipvs, h) {
+        return Err(DropReason::Standby);
+    }
+    Ok(Verdict::Pass(frame))
 }
 
 /// The packet is addressed to a virtual address this director stands by for (a VRRP
