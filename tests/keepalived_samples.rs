@@ -52,7 +52,10 @@ const TABLE: &[(&str, Expect)] = &[
         Refused("track_interface"),
     ),
     // Members written without `group { }`: keepalived says "Unknown keyword 'VI_2'".
-    ("keepalived.conf.vrrp.lvs_syncd", Refused("VI_2: not a vrrp_sync_group keyword")),
+    (
+        "keepalived.conf.vrrp.lvs_syncd",
+        Refused("VI_2: not a vrrp_sync_group keyword"),
+    ),
     ("keepalived.conf.vrrp.routes", Refused("static_routes")),
     ("keepalived.conf.vrrp.rules", Refused("static_rules")),
     ("keepalived.conf.vrrp.scripts", Valid),

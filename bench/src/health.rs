@@ -32,7 +32,7 @@ pub struct Report {
     /// Share of one core, over the window.
     pub health_thread_cpu: f64,
     pub main_thread_cpu: f64,
-    /// Every rvsd thread but the DPDK workers (`lcore-worker-*`).
+    /// Every rvsd thread but the DPDK workers (`rte-worker-*`).
     pub control_plane_cpu: f64,
 }
 
@@ -105,7 +105,10 @@ pub fn run(rvsd: &Path, secs: u64) -> Result<Report> {
         (
             ticks(pid, |n| n == "rvs-health"),
             ticks(pid, |n| n == "rvsd"),
-            ticks(pid, |n| !n.starts_with("lcore-worker")),
+            // DPDK 22.11 names the worker lcores' threads rte-worker-N.
+            ticks(pid, |n| {
+                !n.starts_with("rte-worker") && !n.starts_with("lcore-worker")
+            }),
         )
     };
     // The farm's own count of accepted connections, and the twin's packet counters.
@@ -148,7 +151,7 @@ pub fn run(rvsd: &Path, secs: u64) -> Result<Report> {
     }
     let share = |a: u64, b: u64| (((b - a) as f64 / hz / dt) * 1000.0).round() / 1000.0;
     Ok(Report {
-        setup: format!("{SERVERS} real servers in one NAT service, each with a TCP_CHECK and an HTTP_GET (delay_loop 1 s, connect_timeout 2 s, keepalived's default warm-up), against one nginx answering on {SERVERS} addresses in a namespace; rvsd checks them through its kernel twin (net_tap) from the DIP. Probes per second are the checkers' own counts over the window, checked against the connections the farm's kernel accepted (PassiveOpens) and the packets through the kernel twin; CPU shares are the threads' utime+stime from /proc over the same window, as a share of one core; the control plane is every rvsd thread but the DPDK workers."),
+        setup: format!("{SERVERS} real servers in one NAT service, each with a TCP_CHECK and an HTTP_GET (delay_loop 1 s, connect_timeout 2 s, keepalived's default warm-up), against one nginx answering on {SERVERS} addresses in a namespace; rvsd checks them through its kernel twin (net_tap) from the DIP. Probes per second are the checkers' own counts over the window, checked against the connections the farm's kernel accepted (PassiveOpens) and the packets through the kernel twin; CPU shares are the threads' utime+stime from /proc over the same window, as a share of one core; the control plane is every rvsd thread but the DPDK workers (rte-worker-N)."),
         servers: SERVERS,
         probes_configured: probes,
         seconds: (dt * 10.0).round() / 10.0,
