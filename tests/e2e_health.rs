@@ -546,34 +546,7 @@ fn tcp_connect_port_udp_dns_ssl_and_ping_checks() {
         "--address=/rs.test/198.18.0.11",
     ]));
     let dir = l.t.dir.clone();
-    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
-    let gen = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=rs1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        gen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen.stderr)
-    );
-    let _tls = Daemon(rs1.spawn(&[
-        "openssl",
-        "s_server",
-        "-quiet",
-        "-www",
-        "-accept",
-        "198.18.0.11:4443",
-        "-cert",
-        cert.to_str().unwrap(),
-        "-key",
-        key.to_str().unwrap(),
-    ]));
+    let _tls = testkit::health::tls_server(rs1, &dir, "198.18.0.11:4443");
     let d = l.t.rvsd_ref(0);
     eventually("rs1 up on every check, rs2 and rs3 down", DETECT, || {
         (forwarding(d) == vec![("198.18.0.11:80".to_string(), 1)]).then_some(())

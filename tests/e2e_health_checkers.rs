@@ -45,30 +45,7 @@ fn udp_replies_helo_certificates_and_misc_timeouts() {
             }
         });
     }
-    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
-    let gen = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=rs1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(gen.status.success());
-    let _tls = Daemon(rs1.spawn(&[
-        "openssl",
-        "s_server",
-        "-quiet",
-        "-www",
-        "-accept",
-        "198.18.0.11:4443",
-        "-cert",
-        cert.to_str().unwrap(),
-        "-key",
-        key.to_str().unwrap(),
-    ]));
+    let _tls = testkit::health::tls_server(rs1, &dir, "198.18.0.11:4443");
     // Python's smtpd, its conversation (-d) in a file.
     let smtp_log = dir.join("smtpd.log");
     let _smtpd = Daemon(rs2.spawn(&[

@@ -67,14 +67,8 @@ fn the_quorum_returns_at_quorum_plus_hysteresis_and_the_sorry_server_leaves() {
     let dir = std::env::temp_dir().join(format!("rvst-quorum-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (rec, log) = (dir.join("rec.sh"), dir.join("log"));
-    std::fs::write(
-        &rec,
-        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
-    )
-    .unwrap();
-    testkit::sh(&["chmod", "755", rec.to_str().unwrap()]);
-    let r = rec.display();
+    let rec = testkit::Recorder::new(&dir);
+    let r = rec.script.display();
     let service = format!(
         "    delay_loop: 0.3\n    warmup: 0\n    quorum: 2\n    hysteresis: 1\n    quorum_up: \"{r} quorum up\"\n    quorum_down: \"{r} quorum down\"\n    sorry_server: {{ address: \"198.18.0.11:8080\", forward: nat }}\n    sorry_server_inhibit: true\n"
     );
@@ -95,13 +89,7 @@ fn the_quorum_returns_at_quorum_plus_hysteresis_and_the_sorry_server_leaves() {
     });
     let m = tally(&get_many(&l.client.ns, v4(VIP, 80), 6));
     assert_eq!(m.get("sorry"), None, "{m:?}");
-    let lines = || -> Vec<String> {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    };
+    let lines = || rec.lines();
     // All three die: the sorry server alone, at its weight.
     l.servers.clear();
     let d = l.t.rvsd_ref(0);

@@ -490,20 +490,12 @@ fn a_tracked_script_lowers_the_priority_or_faults() {
 #[test]
 fn a_sync_group_faults_together_when_its_service_loses_quorum() {
     let mut l = HaLab::new();
-    let dir = l.t.dir.clone();
-    let rec = dir.join("notify.sh");
-    let log = dir.join("notify.log");
-    std::fs::write(
-        &rec,
-        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
-    )
-    .unwrap();
-    testkit::sh(&["chmod", "755", rec.to_str().unwrap()]);
+    let rec = testkit::Recorder::new(&l.t.dir);
     // Each director's lines start with its name (both write one log).
     let two = |who: &str, prio: u8, track: &str| {
         format!(
             "vrrp_instances:\n  - {{ name: VI_1, interface: lan0, virtual_router_id: 51, priority: {prio}, version: 3, advert_int: 0.1, virtual_ipaddress: [{VIRTUAL}], notify: \"{n}\"{track} }}\n  - {{ name: VI_2, interface: lan0, virtual_router_id: 52, priority: {prio}, version: 3, advert_int: 0.1, virtual_ipaddress: [\"198.18.1.101/24\"], notify: \"{n}\" }}\nvrrp_sync_groups:\n  - {{ name: G1, group: [VI_1, VI_2], notify: \"{n}\" }}\n",
-            n = format!("{} {who}", rec.display())
+            n = format!("{} {who}", rec.script.display())
         )
     };
     let checked: String = (11..14)
@@ -532,7 +524,7 @@ fn a_sync_group_faults_together_when_its_service_loses_quorum() {
             && ib.iter().all(|i| i.state.word() == "BACKUP"))
         .then_some(())
     });
-    let notes = || std::fs::read_to_string(&log).unwrap_or_default();
+    let notes = || rec.lines().join("\n");
     eventually("A's notify scripts ran", TAKEOVER, || {
         let n = notes();
         (n.contains("INSTANCE VI_1 MASTER 150")

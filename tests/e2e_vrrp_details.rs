@@ -215,18 +215,8 @@ fn vrrp_rows(l: &HaLab, i: usize) -> Vec<Vec<String>> {
 fn notify_scripts_run_with_keepalived_arguments_at_every_change() {
     let mut l = HaLab::new();
     let dir = l.t.dir.clone();
-    let (rec, log, fault) = (
-        dir.join("rec.sh"),
-        dir.join("notify.log"),
-        dir.join("fault"),
-    );
-    std::fs::write(
-        &rec,
-        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
-    )
-    .unwrap();
-    testkit::sh(&["chmod", "755", rec.to_str().unwrap()]);
-    let r = rec.display();
+    let (rec, fault) = (testkit::Recorder::new(&dir), dir.join("fault"));
+    let r = rec.script.display();
     let extra = format!(
         "    notify_master: \"{r} master\"\n    notify_backup: \"{r} backup\"\n    notify_fault: \"{r} fault\"\n    notify_stop: \"{r} stop\"\n    notify: \"{r}\"\n    track_script: [chk]\n"
     );
@@ -241,10 +231,8 @@ fn notify_scripts_run_with_keepalived_arguments_at_every_change() {
     );
     // The lines the scripts wrote: the generic `notify`'s, and the others'.
     let lines = || -> (Vec<String>, Vec<String>) {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
+        rec.lines()
+            .into_iter()
             .partition(|l| l.starts_with("INSTANCE"))
     };
     let mut want_generic: Vec<String> = Vec::new();

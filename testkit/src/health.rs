@@ -86,3 +86,36 @@ pub fn is(d: &Rvsd, real_server: &str, up: bool) -> bool {
             .iter()
             .all(|c| c.up == up && c.checks_ok + c.checks_failed > 0)
 }
+
+/// `openssl s_server -www` on `addr` (`198.18.0.11:4443`) in `h`, with a self-signed
+/// certificate for CN=rs1 made in `dir`: a real TLS server for SSL_GET.
+pub fn tls_server(h: &crate::Host, dir: &Path, addr: &str) -> Daemon {
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let gen = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=rs1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/setup.sh installs it)");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    Daemon(h.spawn(&[
+        "openssl",
+        "s_server",
+        "-quiet",
+        "-www",
+        "-accept",
+        addr,
+        "-cert",
+        &cert.display().to_string(),
+        "-key",
+        &key.display().to_string(),
+    ]))
+}

@@ -521,3 +521,33 @@ impl Drop for Rvsd {
         self.stop();
     }
 }
+
+/// A notify script that records its arguments, one line per run, for tests of what
+/// rvsd's scripts are called with.
+pub struct Recorder {
+    pub script: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Recorder {
+    /// `rec.sh` and its log in `dir`.
+    pub fn new(dir: &std::path::Path) -> Recorder {
+        let (script, log) = (dir.join("rec.sh"), dir.join("rec.log"));
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+        )
+        .expect("write the recorder");
+        sh(&["chmod", "755", &script.display().to_string()]);
+        Recorder { script, log }
+    }
+
+    /// The lines recorded so far.
+    pub fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
