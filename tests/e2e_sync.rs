@@ -145,7 +145,8 @@ fn an_established_connection_survives(mode: Mode, fwd: &str, svc_extra: &str, pa
     // `false` for a round every 20 ms until the next message.
     type Round = Vec<Result<(String, u16), String>>;
     let (ask, asked) = std::sync::mpsc::channel::<bool>();
-    let (tell, told) = std::sync::mpsc::channel::<Round>();
+    // Each round with the moment it completed.
+    let (tell, told) = std::sync::mpsc::channel::<(std::time::Instant, Round)>();
     let ns = l.client.ns.clone();
     let client = std::thread::spawn(move || {
         testkit::net::enter(&ns);
@@ -166,11 +167,13 @@ fn an_established_connection_survives(mode: Mode, fwd: &str, svc_extra: &str, pa
         };
         while let Ok(once) = asked.recv() {
             if once {
-                let _ = tell.send(round());
+                let r = round();
+                let _ = tell.send((std::time::Instant::now(), r));
                 continue;
             }
             loop {
-                let _ = tell.send(round());
+                let r = round();
+                let _ = tell.send((std::time::Instant::now(), r));
                 std::thread::sleep(Duration::from_millis(20));
                 if asked.try_recv().is_ok() {
                     break;
@@ -180,7 +183,7 @@ fn an_established_connection_survives(mode: Mode, fwd: &str, svc_extra: &str, pa
     });
     let one = || {
         ask.send(true).unwrap();
-        told.recv().unwrap()
+        told.recv().unwrap().1
     };
     // What A sends while the connections start, as the client's interface sees it (the
     // bridge floods the sync group's multicast).
@@ -233,6 +236,7 @@ fn an_established_connection_survives(mode: Mode, fwd: &str, svc_extra: &str, pa
     // dies and B takes over: every one is answered, by the same server.
     ask.send(false).unwrap();
     std::thread::sleep(Duration::from_millis(200));
+    let (killed, killed_unix) = (std::time::Instant::now(), std::time::SystemTime::now());
     l.kill(0);
     eventually("B MASTER", TAKEOVER, || {
         (state(l.rvsd(1)) == "MASTER").then_some(())
@@ -241,12 +245,33 @@ fn an_established_connection_survives(mode: Mode, fwd: &str, svc_extra: &str, pa
     ask.send(true).unwrap();
     drop(ask);
     client.join().unwrap();
-    let got: Vec<Round> = told.try_iter().collect();
+    let timed: Vec<(std::time::Instant, Round)> = told.try_iter().collect();
     assert!(
-        got.len() >= 20,
+        timed.len() >= 20,
         "only {} rounds across the takeover",
-        got.len()
+        timed.len()
     );
+    // No stall beyond the takeover: the longest wait between answered rounds is at most
+    // the takeover B measured (kill to MASTER) twice over, TCP's retransmission backoff
+    // for what was sent into the gap, plus a second. Relative to this run's takeover,
+    // not a fixed duration.
+    let became = instances(l.rvsd(1))[0].last_transition_unix;
+    let killed_s = killed_unix
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let takeover = Duration::from_secs_f64((became - killed_s).max(0.0));
+    let longest = timed
+        .windows(2)
+        .filter(|w| w[1].0 > killed)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or_default();
+    assert!(
+        longest <= takeover * 2 + Duration::from_secs(1),
+        "a stall of {longest:?} for a takeover of {takeover:?}"
+    );
+    let got: Vec<Round> = timed.into_iter().map(|(_, r)| r).collect();
     for r in &got {
         let servers: Vec<Result<&str, &String>> =
             r.iter().map(|x| x.as_ref().map(|x| x.0.as_str())).collect();
